@@ -1,0 +1,105 @@
+"""Composition root: the only place that builds concrete objects and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import threading
+
+import grpc
+import prometheus_client
+from grpc_health.v1 import health
+
+from scaler import server
+from scaler._proto import externalscaler_pb2 as pb
+from scaler.metrics import ScalerMetrics
+from scaler.poller import Poller
+from scaler.service import Evaluation, ExternalScalerService
+from scaler.settings import Settings
+from scaler.web import HttpEndpoints
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class App:
+    """A wired, running scaler; `stop()` shuts it down gracefully."""
+
+    settings: Settings
+    registry: prometheus_client.CollectorRegistry
+    poller: Poller
+    grpc_server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    grpc_port: int
+    http: HttpEndpoints
+    ready: threading.Event
+
+    async def stop(self) -> None:
+        """Health NOT_SERVING first (so KEDA and probes stop sending), then drain RPCs, then
+        close broker connections."""
+        self.ready.clear()
+        await server.mark_serving(self.health, False)
+        await self.grpc_server.stop(self.settings.shutdown_grace_s)
+        self.poller.close()
+        self.http.stop()
+
+
+async def start(settings: Settings) -> App:
+    registry = prometheus_client.CollectorRegistry()
+    metrics = ScalerMetrics(registry)
+    poller = Poller(broker_timeout_s=settings.broker_timeout_s,
+                    max_age_s=settings.max_data_age_s, on_read=metrics.record_read)
+    service = ExternalScalerService(poller, metrics, settings.stream_interval_s)
+    grpc_server, health_servicer, grpc_port = server.create_server(
+        settings.grpc_address, service)
+    ready = threading.Event()
+    http = HttpEndpoints(
+        settings.http_address,
+        render_metrics=lambda: (prometheus_client.generate_latest(registry),
+                                prometheus_client.CONTENT_TYPE_LATEST),
+        is_ready=ready.is_set)
+    app = App(settings, registry, poller, grpc_server, health_servicer, grpc_port, http, ready)
+    await grpc_server.start()
+    http.start()
+    await server.mark_serving(health_servicer, True)
+    ready.set()
+    log.info("queue-scaler serving gRPC on port %d and HTTP on port %d", grpc_port, http.port)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    app = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: health NOT_SERVING, draining RPCs for up to %g s",
+             settings.shutdown_grace_s)
+    await app.stop()
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The client libraries log every failed connect at ERROR; the same failure reaches KEDA
+    # and our metrics as an UNAVAILABLE answer, so their copies only add noise.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    asyncio.run(serve(settings))
+
+
+async def check(settings: Settings, metadata: dict[str, str]) -> Evaluation:
+    """One read and one decision for one trigger, exactly as the gRPC service makes them."""
+    poller = Poller(broker_timeout_s=settings.broker_timeout_s, max_age_s=0.0)
+    service = ExternalScalerService(
+        poller, ScalerMetrics(prometheus_client.CollectorRegistry()),
+        settings.stream_interval_s)
+    try:
+        return await service.evaluate(
+            pb.ScaledObjectRef(name="check", namespace="cli", scalerMetadata=metadata))
+    finally:
+        poller.close()

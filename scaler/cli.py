@@ -1,0 +1,125 @@
+"""Command line: flags (and their QUEUE_SCALER_* environment twins) -> Settings -> app."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from scaler import app
+from scaler.errors import MetadataErrors, ScalerError
+from scaler.settings import Settings
+
+_DEFAULTS = Settings()
+
+
+def _address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be HOST:PORT with a port from 0 to 65535, got {value!r}")
+    return value
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {value!r}")
+    return seconds
+
+
+def _log_level(value: str) -> str:
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+    if value.upper() not in levels:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(levels)}, got {value!r}")
+    return value.upper()
+
+
+_SETTING_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    ("grpc_address", "--grpc-address", _address, "HOST:PORT of the gRPC ExternalScaler"),
+    ("http_address", "--http-address", _address, "HOST:PORT of /metrics, /healthz, /readyz"),
+    ("broker_timeout_s", "--broker-timeout", _positive_seconds, "seconds one broker read may take"),
+    ("max_data_age_s", "--max-data-age", _positive_seconds,
+     "seconds a broker reading is reused across KEDA's calls"),
+    ("stream_interval_s", "--stream-interval", _positive_seconds,
+     "seconds between reads for an open StreamIsActive"),
+    ("shutdown_grace_s", "--shutdown-grace", _positive_seconds,
+     "seconds in-flight RPCs get after SIGTERM"),
+    ("log_level", "--log-level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
+def _env_name(flag: str) -> str:
+    return "QUEUE_SCALER_" + flag.removeprefix("--").replace("-", "_").upper()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="queue-scaler",
+        description="KEDA external scaler for Kafka consumer lag and RabbitMQ queue depth.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gRPC scaler and the HTTP endpoints",
+                                description="Run the gRPC scaler and the HTTP endpoints. Every "
+                                "flag can also be set by the environment variable shown.")
+    check = commands.add_parser(
+        "check", help="read one trigger once and print the decision as JSON",
+        description="Read one trigger's broker once and print the reading, metric value, "
+        "activity and desired replicas as JSON. Exit 2 on bad metadata, 1 on a broker error.")
+    check.add_argument("--metadata", metavar="KEY=VALUE", nargs="+", action="extend",
+                       required=True, type=_key_value,
+                       help="trigger metadata, as in the ScaledObject (repeatable)")
+    for sub in (serve, check):
+        for attribute, flag, convert, text in _SETTING_FLAGS:
+            env = _env_name(flag)
+            sub.add_argument(flag, dest=attribute, type=convert, metavar=flag[2:].upper(),
+                             help=f"{text} (env {env}, default {getattr(_DEFAULTS, attribute)})")
+    return parser
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE, got {item!r}")
+    return key, value
+
+
+def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Settings:
+    """Flags win over environment variables, which win over defaults; a bad one exits 2."""
+    values: dict[str, Any] = {}
+    for attribute, flag, convert, _ in _SETTING_FLAGS:
+        if getattr(args, attribute) is not None:
+            values[attribute] = getattr(args, attribute)
+            continue
+        env = _env_name(flag)
+        if env in os.environ:
+            try:
+                values[attribute] = convert(os.environ[env])
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"{env} (the environment twin of {flag}): {exc}")
+    return Settings(**values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = _settings(parser, args)
+    if args.command == "serve":
+        app.run(settings)
+        return 0
+    try:
+        evaluation = asyncio.run(app.check(settings, dict(args.metadata)))
+    except MetadataErrors as exc:
+        print(f"invalid metadata: {exc}", file=sys.stderr)
+        return 2
+    except ScalerError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(evaluation.describe(), indent=2))
+    return 0

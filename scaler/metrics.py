@@ -1,0 +1,65 @@
+"""Every Prometheus metric queue-scaler exports is defined here, on an injected registry.
+
+Names follow SPEC §6: `queue_scaler_` prefix, base units, counters end in `_total`. Labels carry
+only ScaledObject identity, source type, RPC method, gRPC code and read outcome: never hosts,
+URLs, usernames or metadata values, so cardinality is bounded by the number of ScaledObjects.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_PER_OBJECT = ("namespace", "scaled_object", "source")
+
+
+class ScalerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.metric_value = Gauge(
+            "queue_scaler_metric_value", "Metric value last reported to KEDA (after caps).",
+            _PER_OBJECT, registry=registry)
+        self.backlog = Gauge(
+            "queue_scaler_backlog_messages",
+            "Kafka consumer lag or RabbitMQ queue depth before caps.", _PER_OBJECT,
+            registry=registry)
+        self.active = Gauge(
+            "queue_scaler_active", "1 if the trigger is active, else 0.", _PER_OBJECT,
+            registry=registry)
+        self.desired_replicas = Gauge(
+            "queue_scaler_desired_replicas", "Replicas the scaler expects the HPA to choose.",
+            _PER_OBJECT, registry=registry)
+        self.data_age = Gauge(
+            "queue_scaler_data_age_seconds", "Age of the broker reading behind the last answer.",
+            _PER_OBJECT, registry=registry)
+        self.source_reads = Counter(
+            "queue_scaler_source_reads_total", "Broker reads by source and outcome.",
+            ("source", "outcome"), registry=registry)
+        self.source_read_duration = Histogram(
+            "queue_scaler_source_read_duration_seconds", "Duration of one broker read.",
+            ("source",), registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.rpc_requests = Counter(
+            "queue_scaler_grpc_requests_total", "gRPC requests by method and status code.",
+            ("method", "code"), registry=registry)
+        self.rpc_duration = Histogram(
+            "queue_scaler_grpc_request_duration_seconds", "gRPC request duration by method.",
+            ("method",), registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+    def record_read(self, source: str, outcome: str, seconds: float) -> None:
+        self.source_reads.labels(source, outcome).inc()
+        self.source_read_duration.labels(source).observe(seconds)
+
+    def record_rpc(self, method: str, code: str, seconds: float) -> None:
+        self.rpc_requests.labels(method, code).inc()
+        self.rpc_duration.labels(method).observe(seconds)
+
+    def record_decision(self, namespace: str, name: str, source: str, *, metric_value: float,
+                        backlog: float, is_active: bool, desired_replicas: int,
+                        data_age_s: float) -> None:
+        labels = (namespace, name, source)
+        self.metric_value.labels(*labels).set(metric_value)
+        self.backlog.labels(*labels).set(backlog)
+        self.active.labels(*labels).set(1 if is_active else 0)
+        self.desired_replicas.labels(*labels).set(desired_replicas)
+        self.data_age.labels(*labels).set(data_age_s)

@@ -1,0 +1,191 @@
+"""The KEDA ExternalScaler gRPC service: protobuf requests in, decisions out.
+
+This is the one place that maps the scaler's errors to gRPC status codes (SPEC §2). Every
+answer is built from a broker reading; an error is never answered as 0 or as inactive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import grpc
+
+from scaler import policy, sources
+from scaler._proto import externalscaler_pb2 as pb
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.errors import (
+    BrokerAuthError,
+    BrokerUnavailableError,
+    MetadataError,
+    MetadataErrors,
+    ScalerError,
+    TargetNotFoundError,
+)
+from scaler.metrics import ScalerMetrics
+from scaler.poller import Poller, Snapshot
+
+log = logging.getLogger(__name__)
+
+_STATUS_BY_ERROR: tuple[tuple[type[ScalerError], grpc.StatusCode], ...] = (
+    (MetadataErrors, grpc.StatusCode.INVALID_ARGUMENT),
+    (MetadataError, grpc.StatusCode.INVALID_ARGUMENT),
+    (TargetNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (BrokerAuthError, grpc.StatusCode.PERMISSION_DENIED),
+    (BrokerUnavailableError, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_for(error: Exception) -> grpc.StatusCode:
+    for error_type, code in _STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    trigger: sources.Trigger
+    snapshot: Snapshot
+    data_age_s: float
+    decision: policy.Decision
+
+    def describe(self) -> dict[str, Any]:
+        """The decision and its inputs as JSON-ready data; secrets never appear."""
+        decision = self.decision
+        return {
+            "source": self.trigger.common.source,
+            "metricName": self.trigger.source.metric_name(),
+            "reading": self.snapshot.reading.describe(),
+            "dataAgeSeconds": round(self.data_age_s, 3),
+            "metricValue": decision.metric_value,
+            "targetPerReplica": decision.target,
+            "isActive": decision.is_active,
+            "desiredReplicas": decision.desired_replicas,
+            "reasons": list(decision.reasons),
+        }
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(items: tuple[tuple[str, str], ...]) -> sources.Trigger:
+    return sources.parse_trigger(dict(items))
+
+
+def parse(metadata: Mapping[str, str]) -> sources.Trigger:
+    """Parses a ScaledObject's metadata, cached by its content (KEDA resends it every call)."""
+    return _parse_cached(tuple(sorted(metadata.items())))
+
+
+class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[misc]
+    def __init__(self, poller: Poller, metrics: ScalerMetrics, stream_interval_s: float) -> None:
+        self._poller = poller
+        self._metrics = metrics
+        self._stream_interval_s = stream_interval_s
+
+    async def evaluate(self, ref: pb.ScaledObjectRef, max_age_s: float | None = None
+                       ) -> Evaluation:
+        trigger = parse(ref.scalerMetadata)
+        snapshot = await self._poller.read(trigger.source, max_age_s)
+        decision = trigger.source.decide(snapshot.reading, trigger.common.bounds(),
+                                         snapshot.previous)
+        age = self._poller.age_of(snapshot)
+        self._metrics.record_decision(
+            ref.namespace, ref.name, trigger.common.source,
+            metric_value=decision.metric_value, backlog=decision.backlog,
+            is_active=decision.is_active, desired_replicas=decision.desired_replicas,
+            data_age_s=age)
+        return Evaluation(trigger, snapshot, age, decision)
+
+    async def IsActive(self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
+                       ) -> pb.IsActiveResponse:
+        async with self._rpc("IsActive", context):
+            evaluation = await self.evaluate(request)
+            return pb.IsActiveResponse(result=evaluation.decision.is_active)
+
+    async def GetMetricSpec(self, request: pb.ScaledObjectRef,
+                            context: grpc.aio.ServicerContext) -> pb.GetMetricSpecResponse:
+        async with self._rpc("GetMetricSpec", context):
+            trigger = parse(request.scalerMetadata).source
+            target = trigger.target_value()
+            # KEDA >= 2.17 uses the float field when > 0, older KEDA the int64: fill both.
+            return pb.GetMetricSpecResponse(metricSpecs=[pb.MetricSpec(
+                metricName=trigger.metric_name(), targetSize=math.ceil(target),
+                targetSizeFloat=target)])
+
+    async def GetMetrics(self, request: pb.GetMetricsRequest,
+                         context: grpc.aio.ServicerContext) -> pb.GetMetricsResponse:
+        async with self._rpc("GetMetrics", context):
+            trigger = parse(request.scaledObjectRef.scalerMetadata)
+            expected = trigger.source.metric_name()
+            # KEDA strips its sN- prefix but may change the case: compare case-insensitively.
+            if request.metricName.lower() != expected.lower():
+                raise MetadataErrors([MetadataError(
+                    "metricName", repr(request.metricName),
+                    f"must be {expected!r}, the name GetMetricSpec reports for this metadata")])
+            evaluation = await self.evaluate(request.scaledObjectRef)
+            value = evaluation.decision.metric_value
+            return pb.GetMetricsResponse(metricValues=[pb.MetricValue(
+                metricName=request.metricName, metricValue=math.ceil(value),
+                metricValueFloat=value)])
+
+    async def StreamIsActive(self, request: pb.ScaledObjectRef,
+                             context: grpc.aio.ServicerContext
+                             ) -> AsyncIterator[pb.IsActiveResponse]:
+        """Sends `true` when the stream opens on an active target and on every inactive ->
+        active transition. Never `false`: older KEDA deactivated on it, ignoring other
+        triggers. Broker errors keep the stream open (IsActive reports them)."""
+        was_active = False
+        async with self._rpc("StreamIsActive", context):
+            parse(request.scalerMetadata)  # bad metadata ends the stream with INVALID_ARGUMENT
+            while True:
+                try:
+                    evaluation = await self.evaluate(request, self._stream_interval_s)
+                except (BrokerUnavailableError, BrokerAuthError, TargetNotFoundError) as exc:
+                    log.warning("StreamIsActive %s/%s: %s", request.namespace, request.name, exc)
+                else:
+                    is_active = evaluation.decision.is_active
+                    if is_active and not was_active:
+                        yield pb.IsActiveResponse(result=True)
+                    was_active = is_active
+                await asyncio.sleep(self._stream_interval_s)
+
+    def _rpc(self, method: str, context: grpc.aio.ServicerContext) -> _RpcScope:
+        return _RpcScope(method, context, self._metrics)
+
+
+class _RpcScope:
+    """Times one RPC, counts it by status code, and turns errors into gRPC statuses."""
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext,
+                 metrics: ScalerMetrics) -> None:
+        self._method = method
+        self._context = context
+        self._metrics = metrics
+        self._started = 0.0
+
+    async def __aenter__(self) -> None:
+        self._started = time.perf_counter()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: object) -> None:
+        seconds = time.perf_counter() - self._started
+        if exc is None:
+            self._metrics.record_rpc(self._method, "OK", seconds)
+            return
+        if not isinstance(exc, Exception) or isinstance(exc, asyncio.CancelledError):
+            self._metrics.record_rpc(self._method, "CANCELLED", seconds)
+            return
+        code = status_for(exc)
+        self._metrics.record_rpc(self._method, code.name, seconds)
+        if code is grpc.StatusCode.INTERNAL:
+            log.error("%s failed unexpectedly", self._method, exc_info=exc)
+            details = f"internal error ({type(exc).__name__}); see the scaler's log"
+        else:
+            details = str(exc)
+        await self._context.abort(code, details)

@@ -1,0 +1,67 @@
+"""The queue systems queue-scaler can read, and parsing a whole trigger's metadata.
+
+`parse_trigger` is the one entry point from a raw `scalerMetadata` map to typed values: the
+keys common to every trigger (`source`, replica bounds), the chosen source's keys, and the
+unknown-key check over both, with every problem reported at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from scaler import metadata, policy
+from scaler.errors import MetadataError
+from scaler.sources import base
+from scaler.sources.kafka import KafkaMetadata
+from scaler.sources.rabbitmq import RabbitMQMetadata
+
+SOURCES: dict[str, type[KafkaMetadata] | type[RabbitMQMetadata]] = {
+    KafkaMetadata.source_name: KafkaMetadata,
+    RabbitMQMetadata.source_name: RabbitMQMetadata,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CommonMetadata:
+    source: str = metadata.declare("source", metadata.choice(*SOURCES))
+    min_replica_count: int = metadata.declare(
+        "minReplicaCount", metadata.integer(minimum=0), 0)
+    max_replica_count: int | None = metadata.declare(
+        "maxReplicaCount", metadata.integer(minimum=1), None)
+
+    def validate(self) -> list[MetadataError]:
+        if self.max_replica_count is not None and self.min_replica_count > self.max_replica_count:
+            return [MetadataError(
+                "minReplicaCount", str(self.min_replica_count),
+                f"must not exceed maxReplicaCount ({self.max_replica_count})")]
+        return []
+
+    def bounds(self) -> policy.ReplicaBounds:
+        return policy.ReplicaBounds(self.min_replica_count, self.max_replica_count)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trigger:
+    """A parsed trigger: what to read and how to decide."""
+
+    common: CommonMetadata
+    source: base.TriggerMetadata
+
+
+def parse_trigger(raw: Mapping[str, str]) -> Trigger:
+    """Parses a trigger's metadata or raises MetadataErrors listing every problem."""
+    problems: list[MetadataError] = []
+    common = metadata.parse_fields(CommonMetadata, raw, problems)
+    known = set(metadata.keys_of(CommonMetadata))
+    source: base.TriggerMetadata | None = None
+    if common is not None:
+        source_type = SOURCES[common.source]
+        known |= metadata.keys_of(source_type)
+        source = metadata.parse_fields(source_type, raw, problems)
+        problems.extend(metadata.check_unknown_keys(raw, known))
+    metadata.raise_if_any(problems)
+    # No problems means both parsed.
+    assert common is not None  # noqa: S101
+    assert source is not None  # noqa: S101
+    return Trigger(common=common, source=source)

@@ -1,0 +1,79 @@
+"""Shared fixtures: broker addresses from the environment, unique names, a running scaler.
+
+Brokers are real servers on 127.0.0.1 started by scripts/brokers.sh, which prints the
+QUEUE_SCALER_TEST_* variables read here. A missing variable fails the test loudly; nothing skips.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import grpc
+import pytest
+
+from scaler import app
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.settings import Settings
+
+START_HINT = 'start the brokers first: eval "$(scripts/brokers.sh up)"'
+
+
+def broker_address(variable: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        pytest.fail(f"{variable} is not set; {START_HINT}", pytrace=False)
+    return value
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    return broker_address("QUEUE_SCALER_TEST_KAFKA")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_amqp_url() -> str:
+    return broker_address("QUEUE_SCALER_TEST_RABBITMQ_AMQP")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_http_url() -> str:
+    return broker_address("QUEUE_SCALER_TEST_RABBITMQ_HTTP")
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """unique_name('orders') -> 'orders-<test>-<random>': every test gets its own names."""
+    test = request.node.name.split("[")[0].removeprefix("test_")[:40].replace("_", "-")
+
+    def make(prefix: str) -> str:
+        return f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
+
+    return make
+
+
+@pytest.fixture
+def scaler_settings() -> Settings:
+    # A tiny reuse window: each call after a broker change sees fresh data, while concurrent
+    # calls still share one read.
+    return Settings(grpc_address="127.0.0.1:0", http_address="127.0.0.1:0",
+                    max_data_age_s=0.05, stream_interval_s=0.2, shutdown_grace_s=1.0)
+
+
+@pytest.fixture
+async def scaler(scaler_settings: Settings) -> AsyncIterator[app.App]:
+    running = await app.start(scaler_settings)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def channel(scaler: app.App) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{scaler.grpc_port}") as open_channel:
+        yield open_channel
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> Iterator[pb_grpc.ExternalScalerStub]:
+    yield pb_grpc.ExternalScalerStub(channel)
