@@ -7,18 +7,20 @@ import dataclasses
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
-import grpc
 import prometheus_client
-from grpc_health.v1 import health
 
 from scaler import server
-from scaler._proto import externalscaler_pb2 as pb
 from scaler.metrics import ScalerMetrics
 from scaler.poller import Poller
 from scaler.service import Evaluation, ExternalScalerService
 from scaler.settings import Settings
 from scaler.web import HttpEndpoints
+
+if TYPE_CHECKING:
+    import grpc
+    from grpc_health.v1 import health
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,6 @@ async def check(settings: Settings, metadata: dict[str, str]) -> Evaluation:
         poller, ScalerMetrics(prometheus_client.CollectorRegistry()),
         settings.stream_interval_s)
     try:
-        return await service.evaluate(
-            pb.ScaledObjectRef(name="check", namespace="cli", scalerMetadata=metadata))
+        return await service.evaluate("cli", "check", metadata)
     finally:
         poller.close()

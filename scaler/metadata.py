@@ -187,7 +187,7 @@ def number(*, minimum: float | None = None, exclusive_minimum: float | None = No
         try:
             parsed = float(value)
         except ValueError:
-            raise InvalidValueError(f"must be a number{bounds}") from None
+            raise InvalidValueError(f"must be a finite number{bounds}") from None
         if not math.isfinite(parsed) or (minimum is not None and parsed < minimum) or (
                 exclusive_minimum is not None and parsed <= exclusive_minimum):
             raise InvalidValueError(f"must be a finite number{bounds}")

@@ -88,15 +88,16 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
         self._metrics = metrics
         self._stream_interval_s = stream_interval_s
 
-    async def evaluate(self, ref: pb.ScaledObjectRef, max_age_s: float | None = None
-                       ) -> Evaluation:
-        trigger = parse(ref.scalerMetadata)
+    async def evaluate(self, namespace: str, name: str, metadata: Mapping[str, str],
+                       max_age_s: float | None = None) -> Evaluation:
+        """Reads (or reuses) the broker facts for one trigger and decides."""
+        trigger = parse(metadata)
         snapshot = await self._poller.read(trigger.source, max_age_s)
         decision = trigger.source.decide(snapshot.reading, trigger.common.bounds(),
                                          snapshot.previous)
         age = self._poller.age_of(snapshot)
         self._metrics.record_decision(
-            ref.namespace, ref.name, trigger.common.source,
+            namespace, name, trigger.common.source,
             metric_value=decision.metric_value, backlog=decision.backlog,
             is_active=decision.is_active, desired_replicas=decision.desired_replicas,
             data_age_s=age)
@@ -105,7 +106,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
     async def IsActive(self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
                        ) -> pb.IsActiveResponse:
         async with self._rpc("IsActive", context):
-            evaluation = await self.evaluate(request)
+            evaluation = await self._evaluate(request)
             return pb.IsActiveResponse(result=evaluation.decision.is_active)
 
     async def GetMetricSpec(self, request: pb.ScaledObjectRef,
@@ -128,7 +129,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
                 raise MetadataErrors([MetadataError(
                     "metricName", repr(request.metricName),
                     f"must be {expected!r}, the name GetMetricSpec reports for this metadata")])
-            evaluation = await self.evaluate(request.scaledObjectRef)
+            evaluation = await self._evaluate(request.scaledObjectRef)
             value = evaluation.decision.metric_value
             return pb.GetMetricsResponse(metricValues=[pb.MetricValue(
                 metricName=request.metricName, metricValue=math.ceil(value),
@@ -145,7 +146,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
             parse(request.scalerMetadata)  # bad metadata ends the stream with INVALID_ARGUMENT
             while True:
                 try:
-                    evaluation = await self.evaluate(request, self._stream_interval_s)
+                    evaluation = await self._evaluate(request, self._stream_interval_s)
                 except (BrokerUnavailableError, BrokerAuthError, TargetNotFoundError) as exc:
                     log.warning("StreamIsActive %s/%s: %s", request.namespace, request.name, exc)
                 else:
@@ -154,6 +155,10 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
                         yield pb.IsActiveResponse(result=True)
                     was_active = is_active
                 await asyncio.sleep(self._stream_interval_s)
+
+    async def _evaluate(self, ref: pb.ScaledObjectRef, max_age_s: float | None = None
+                        ) -> Evaluation:
+        return await self.evaluate(ref.namespace, ref.name, ref.scalerMetadata, max_age_s)
 
     def _rpc(self, method: str, context: grpc.aio.ServicerContext) -> _RpcScope:
         return _RpcScope(method, context, self._metrics)

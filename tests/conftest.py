@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
@@ -75,5 +75,5 @@ async def channel(scaler: app.App) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.fixture
-def stub(channel: grpc.aio.Channel) -> Iterator[pb_grpc.ExternalScalerStub]:
-    yield pb_grpc.ExternalScalerStub(channel)
+def stub(channel: grpc.aio.Channel) -> pb_grpc.ExternalScalerStub:
+    return pb_grpc.ExternalScalerStub(channel)

@@ -1,0 +1,24 @@
+"""Secrets never survive redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from scaler import redaction
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    pytest.param("amqp://user:pa55@host:5672/vh", "amqp://user:***@host:5672/vh", id="amqp"),
+    pytest.param("https://u:p%40ss@h/", "https://u:***@h/", id="escaped-password"),
+    pytest.param("http://host:15672/", "http://host:15672/", id="no-credentials"),
+    pytest.param("amqp://onlyuser@host/", "amqp://onlyuser:***@host/", id="user-only"),
+])
+def test_redact_url_masks_the_password(url: str, expected: str) -> None:
+    assert redaction.redact_url(url) == expected
+
+
+def test_redact_text_masks_urls_inside_messages_and_listed_secrets() -> None:
+    text = "connect to amqp://app:t0p@rabbit:5672/ failed; password t0p rejected"
+    masked = redaction.redact_text(text, ("t0p",))
+    assert "t0p" not in masked
+    assert "amqp://app:***@rabbit:5672/" in masked
