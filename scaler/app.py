@@ -38,11 +38,15 @@ class App:
     http: HttpEndpoints
     ready: threading.Event
 
-    async def stop(self) -> None:
-        """Health NOT_SERVING first (so KEDA and probes stop sending), then drain RPCs, then
-        close broker connections."""
+    async def begin_shutdown(self) -> None:
+        """Health NOT_SERVING and /readyz 503, so KEDA and the Service stop sending."""
         self.ready.clear()
         await server.mark_serving(self.health, False)
+
+    async def stop(self) -> None:
+        """Stops serving, lets in-flight RPCs finish within the grace period, then closes
+        broker connections and the HTTP port."""
+        await self.begin_shutdown()
         await self.grpc_server.stop(self.settings.shutdown_grace_s)
         self.poller.close()
         self.http.stop()

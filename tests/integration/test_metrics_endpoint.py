@@ -1,0 +1,70 @@
+"""The HTTP port: Prometheus metrics after real RPCs, health and readiness."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from scaler import app
+from scaler._proto import externalscaler_pb2 as pb
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from tests.integration.brokers import RabbitMQHelper
+
+
+def get(scaler: app.App, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{scaler.http.port}{path}",
+                                    timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def test_metrics_follow_the_last_decision_and_carry_no_secrets(
+        scaler: app.App, stub: pb_grpc.ExternalScalerStub, rabbitmq_helper: RabbitMQHelper,
+        unique_name: Callable[[str], str]) -> None:
+    queue = rabbitmq_helper.declare(unique_name("jobs"))
+    rabbitmq_helper.publish(queue, 45)
+    so_ref = pb.ScaledObjectRef(name="mailer", namespace="shop", scalerMetadata={
+        "source": "rabbitmq", "host": rabbitmq_helper.amqp_url, "queueName": queue})
+    await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=so_ref,
+                                               metricName=f"rabbitmq-{queue}"))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.IsActive(pb.ScaledObjectRef(name="broken", namespace="shop", scalerMetadata={
+            "source": "rabbitmq", "host": "amqp://guest:Sup3rSecret@127.0.0.1:1/",
+            "queueName": queue}))
+
+    status, text = get(scaler, "/metrics")
+
+    assert status == 200
+    values = samples(text)
+    labels = frozenset({("namespace", "shop"), ("scaled_object", "mailer"),
+                        ("source", "rabbitmq")})
+    assert values[("queue_scaler_metric_value", labels)] == 45
+    assert values[("queue_scaler_desired_replicas", labels)] == 3  # ceil(45 / 20)
+    assert values[("queue_scaler_active", labels)] == 1
+    ok = frozenset({("method", "GetMetrics"), ("code", "OK")})
+    assert values[("queue_scaler_grpc_requests_total", ok)] == 1
+    unavailable = frozenset({("method", "IsActive"), ("code", "UNAVAILABLE")})
+    assert values[("queue_scaler_grpc_requests_total", unavailable)] == 1
+    failed_read = frozenset({("source", "rabbitmq"), ("outcome", "unavailable")})
+    assert values[("queue_scaler_source_reads_total", failed_read)] == 1
+    for secret_or_host in ("Sup3rSecret", "guest", "127.0.0.1", queue):
+        assert secret_or_host not in text
+
+
+async def test_health_and_readiness(scaler: app.App) -> None:
+    assert get(scaler, "/healthz") == (200, "ok\n")
+    assert get(scaler, "/readyz") == (200, "ready\n")
+    await scaler.begin_shutdown()
+    assert get(scaler, "/readyz")[0] == 503
