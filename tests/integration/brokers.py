@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.parse
@@ -82,20 +83,47 @@ class RabbitMQHelper:
         for index in range(count):
             self.channel.basic_publish("", queue, f"message {index}".encode())
 
-    def api(self, path: str) -> Any:
-        """GET from the management API with the URL's credentials."""
+    def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        """Calls the management API with the URL's credentials."""
         url = urllib.parse.urlsplit(self.http_url)
-        password_manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-        root = f"{url.scheme}://{url.hostname}:{url.port}"
-        password_manager.add_password(None, root, url.username, url.password)
-        opener = urllib.request.build_opener(
-            urllib.request.HTTPBasicAuthHandler(password_manager))
-        with opener.open(root + path, timeout=10) as reply:
-            return json.load(reply)
+        token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
+        request = urllib.request.Request(
+            f"{url.scheme}://{url.hostname}:{url.port}{path}", method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            text = reply.read()
+        return json.loads(text) if text else None
+
+    def api_queue(self, queue: str, vhost: str = "/") -> dict[str, Any]:
+        quoted = urllib.parse.quote(vhost, safe="")
+        result: dict[str, Any] = self.api(
+            f"/api/queues/{quoted}/{urllib.parse.quote(queue, safe='')}")
+        return result
 
     def api_messages(self, queue: str) -> int:
-        body = self.api(f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}")
-        return int(body.get("messages", -1))
+        return int(self.api_queue(queue).get("messages", -1))
+
+    def scaler_connections(self) -> int:
+        """Open connections the scaler made (it names them 'queue-scaler')."""
+        connections = self.api("/api/connections?columns=client_properties.connection_name")
+        return sum(1 for c in connections
+                   if (c.get("client_properties") or {}).get("connection_name") == "queue-scaler")
+
+    def create_vhost(self, vhost: str, user: str = "guest") -> None:
+        quoted = urllib.parse.quote(vhost, safe="")
+        self.api(f"/api/vhosts/{quoted}", "PUT", {})
+        self.api(f"/api/permissions/{quoted}/{user}", "PUT",
+                 {"configure": ".*", "write": ".*", "read": ".*"})
+
+    def delete_vhost(self, vhost: str) -> None:
+        self.api(f"/api/vhosts/{urllib.parse.quote(vhost, safe='')}", "DELETE")
+
+    def create_user(self, user: str, password: str) -> None:
+        self.api(f"/api/users/{user}", "PUT", {"password": password, "tags": ""})
+
+    def delete_user(self, user: str) -> None:
+        self.api(f"/api/users/{user}", "DELETE")
 
     def delete(self, queue: str) -> None:
         self.channel.queue_delete(queue)

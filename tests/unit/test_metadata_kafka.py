@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scaler import policy, sources
+from scaler import sources
 from scaler.errors import MetadataErrors
+from scaler.policy import lag
 from scaler.sources.kafka import KafkaMetadata
 
 BASE = {"source": "kafka", "bootstrapServers": "b1:9092,b2:9092", "consumerGroup": "workers"}
@@ -30,7 +31,7 @@ def test_defaults_match_keda() -> None:
     assert parsed.partition_limitation is None
     assert parsed.lag_threshold == 10
     assert parsed.activation_lag_threshold == 0
-    assert parsed.offset_reset_policy is policy.OffsetResetPolicy.LATEST
+    assert parsed.offset_reset_policy is lag.OffsetResetPolicy.LATEST
     assert not parsed.allow_idle_consumers
     assert not parsed.limit_to_partitions_with_lag
     assert not parsed.ensure_even_distribution_of_partitions
@@ -51,7 +52,7 @@ def test_every_key_is_read() -> None:
     assert [parsed.is_limited_to(p) for p in (0, 1, 2, 3, 10, 20, 21)] == [
         False, True, True, False, True, True, False]
     assert (parsed.lag_threshold, parsed.activation_lag_threshold) == (5, 3)
-    assert parsed.offset_reset_policy is policy.OffsetResetPolicy.EARLIEST
+    assert parsed.offset_reset_policy is lag.OffsetResetPolicy.EARLIEST
     assert parsed.limit_to_partitions_with_lag
     assert parsed.exclude_persistent_lag
     assert parsed.scale_to_zero_on_invalid_offset

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scaler import policy, sources
+from scaler import sources
 from scaler.errors import MetadataErrors
+from scaler.policy import depth
 from scaler.sources.rabbitmq import RabbitMQMetadata
 
 BASE = {"source": "rabbitmq", "host": "amqp://user:S3cret@rabbit:5672/prod", "queueName": "jobs"}
@@ -25,7 +26,7 @@ def problems(metadata: dict[str, str]) -> str:
 
 def test_defaults_are_queue_length_20_over_the_url_scheme() -> None:
     parsed = parse()
-    assert parsed.scaling() == policy.QueueScaling(policy.QueueMode.QUEUE_LENGTH, 20.0, 0.0)
+    assert parsed.options() == depth.DepthOptions(depth.Mode.QUEUE_LENGTH, 20.0, 0.0)
     assert parsed.is_http is False
     assert parsed.vhost == "prod"
     assert parsed.credentials == ("user", "S3cret")
@@ -41,6 +42,31 @@ def test_vhost_comes_from_the_url_path(host: str, vhost: str) -> None:
     assert parse(host=host).vhost == vhost
 
 
+@pytest.mark.parametrize(("host", "vhost", "sub_path"), [
+    pytest.param("http://u:p@h:15672/", "/", "", id="root"),
+    pytest.param("http://u:p@h:15672/prod", "prod", "", id="vhost"),
+    pytest.param("http://u:p@h/rabbitmq/prod", "prod", "/rabbitmq", id="sub-path-and-vhost"),
+    pytest.param("https://u:p@h/a/b/", "/", "/a/b", id="sub-path-root-vhost"),
+])
+def test_management_url_path_is_sub_path_then_vhost(host: str, vhost: str, sub_path: str
+                                                    ) -> None:
+    parsed = parse(host=host)
+    assert (parsed.vhost, parsed.http_sub_path) == (vhost, sub_path)
+
+
+def test_regex_options_over_http() -> None:
+    parsed = parse(host="http://u:p@h:15672/", queueName="^orders-.*$", useRegex="true",
+                   operation="max", pageSize="250")
+    assert (parsed.use_regex, parsed.operation, parsed.effective_page_size) == (
+        True, depth.Operation.MAX, 250)
+
+
+@pytest.mark.parametrize("mode", [m.value for m in depth.Mode if m.needs_rates])
+def test_every_rate_mode_parses_over_http(mode: str) -> None:
+    parsed = parse(host="http://u:p@h:15672/", mode=mode, value="3")
+    assert parsed.options().mode.value == mode
+
+
 def test_vhost_name_overrides_the_url() -> None:
     assert parse(vhostName="other").vhost == "other"
 
@@ -51,13 +77,13 @@ def test_credentials_from_env_override_the_url() -> None:
 
 
 def test_deprecated_queue_length_sets_the_target() -> None:
-    assert parse(queueLength="7").scaling().value == 7.0
+    assert parse(queueLength="7").options().value == 7.0
 
 
 def test_message_rate_over_http() -> None:
     parsed = parse(host="http://u:p@h:15672/", mode="MessageRate", value="2.5",
                    activationValue="1")
-    assert parsed.scaling() == policy.QueueScaling(policy.QueueMode.MESSAGE_RATE, 2.5, 1.0)
+    assert parsed.options() == depth.DepthOptions(depth.Mode.MESSAGE_RATE, 2.5, 1.0)
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
@@ -68,7 +94,8 @@ def test_message_rate_over_http() -> None:
                  id="mode-without-value"),
     pytest.param({"value": "5"}, "mode: is required when value is set", id="value-without-mode"),
     pytest.param({"mode": "Length", "value": "5"}, "mode: must be one of QueueLength, "
-                 "MessageRate", id="unknown-mode"),
+                 "MessageRate, DeliverGetRate, PublishedToDeliveredRatio, "
+                 "ExpectedQueueConsumptionTime", id="unknown-mode"),
     pytest.param({"mode": "MessageRate", "value": "5"}, "mode: needs the management API",
                  id="rate-over-amqp"),
     pytest.param({"queueLength": "5", "mode": "QueueLength", "value": "5"},
@@ -85,6 +112,21 @@ def test_message_rate_over_http() -> None:
                  "management API only", id="exclude-unacked-with-amqp"),
     pytest.param({"queName": "x"}, "queName: is not a known key (did you mean 'queueName'?)",
                  id="typo"),
+    pytest.param({"useRegex": "true"}, "useRegex: needs the management API", id="regex-amqp"),
+    pytest.param({"operation": "sum"}, "operation: applies with useRegex: true",
+                 id="operation-without-regex"),
+    pytest.param({"pageSize": "10"}, "pageSize: applies with useRegex: true",
+                 id="page-size-without-regex"),
+    pytest.param({"host": "http://h/", "useRegex": "true", "pageSize": "501"},
+                 "pageSize: must be a whole number from 1 to 500", id="page-size-too-big"),
+    pytest.param({"host": "http://h/", "useRegex": "true", "operation": "median"},
+                 "operation: must be one of sum, avg, max", id="unknown-operation"),
+    pytest.param({"host": "http://h/", "useRegex": "true", "queueName": "(unclosed"},
+                 "queueName: must be a valid regex", id="bad-regex"),
+    pytest.param({"queueName": "q" * 256}, "queueName: must be at most 255 bytes",
+                 id="queue-name-too-long"),
+    pytest.param({"tls": "enable"}, "tls: needs an amqps:// or https:// host",
+                 id="tls-with-plain-scheme"),
 ])
 def test_bad_value_is_named_with_what_is_accepted(extra: dict[str, str], expected: str) -> None:
     assert expected in problems({**BASE, **extra})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from scaler import policy
-from scaler.policy import OffsetResetPolicy, PartitionOffsets, ReplicaBounds
+from scaler.policy import ReplicaBounds, depth, lag
+from scaler.policy.lag import OffsetResetPolicy, PartitionOffsets
 
 EARLIEST = OffsetResetPolicy.EARLIEST
 LATEST = OffsetResetPolicy.LATEST
@@ -17,11 +18,11 @@ def partitions(*specs: tuple[int, int, int | None]) -> list[PartitionOffsets]:
             for index, (start, end, committed) in enumerate(specs)]
 
 
-def scaling(**overrides: object) -> policy.KafkaScaling:
+def scaling(**overrides: object) -> lag.LagOptions:
     options: dict[str, object] = dict(lag_threshold=1, activation_lag_threshold=1,
                                       offset_reset_policy=EARLIEST)
     options.update(overrides)
-    return policy.KafkaScaling(**options)  # type: ignore[arg-type]
+    return lag.LagOptions(**options)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("offsets", "options", "value", "active", "replicas"), [
@@ -87,9 +88,9 @@ def scaling(**overrides: object) -> policy.KafkaScaling:
     # No partitions at all (group without commits and no topic): inactive.
     pytest.param([], scaling(), 0, False, 0, id="no-partitions"),
 ])
-def test_kafka_decision(offsets: list[PartitionOffsets], options: policy.KafkaScaling,
+def test_lag_decision(offsets: list[PartitionOffsets], options: lag.LagOptions,
                         value: float, active: bool, replicas: int) -> None:
-    decision = policy.decide_kafka(offsets, options, ReplicaBounds())
+    decision = lag.decide(offsets, options, ReplicaBounds())
     assert (decision.metric_value, decision.is_active, decision.desired_replicas) == (
         value, active, replicas)
 
@@ -99,7 +100,7 @@ def test_persistent_lag_is_excluded_from_scaling_but_counts_for_activation() -> 
     before = {("t", 0): 2, ("t", 1): 0}
     # Partition 0 is stuck at 2 with lag 8; partition 1 moved from 0 to 1 with lag 1.
     now = partitions((0, 10, 2), (0, 2, 1))
-    decision = policy.decide_kafka(now, options, ReplicaBounds(), previous_commits=before)
+    decision = lag.decide(now, options, ReplicaBounds(), previous_commits=before)
     assert decision.metric_value == 1
     assert decision.backlog == 9
     assert decision.is_active is True
@@ -108,7 +109,7 @@ def test_persistent_lag_is_excluded_from_scaling_but_counts_for_activation() -> 
 def test_persistent_lag_covers_partitions_without_commits() -> None:
     options = scaling(exclude_persistent_lag=True, activation_lag_threshold=0)
     before: dict[tuple[str, int], int | None] = {("t", 0): None}
-    decision = policy.decide_kafka(partitions((0, 4, None)), options, ReplicaBounds(),
+    decision = lag.decide(partitions((0, 4, None)), options, ReplicaBounds(),
                                    previous_commits=before)
     assert decision.metric_value == 0
     assert decision.is_active is True
@@ -116,7 +117,7 @@ def test_persistent_lag_covers_partitions_without_commits() -> None:
 
 def test_first_poll_has_no_persistent_lag() -> None:
     options = scaling(exclude_persistent_lag=True, allow_idle_consumers=True)
-    decision = policy.decide_kafka(partitions((0, 4, 0)), options, ReplicaBounds(), None)
+    decision = lag.decide(partitions((0, 4, 0)), options, ReplicaBounds(), None)
     assert decision.metric_value == 4
 
 
@@ -133,35 +134,77 @@ def test_replica_bounds(value: float, active: bool, bounds: ReplicaBounds, expec
     assert replicas == expected
 
 
-QUEUE = policy.QueueMode.QUEUE_LENGTH
-RATE = policy.QueueMode.MESSAGE_RATE
+Q = depth.Mode.QUEUE_LENGTH
 
 
-@pytest.mark.parametrize(("depth", "options", "value", "active", "replicas"), [
+def facts(messages: float, publish: float | None = None, deliver: float | None = None
+          ) -> depth.QueueFacts:
+    return depth.QueueFacts(messages, publish, deliver, "ready")
+
+
+@pytest.mark.parametrize(("queue", "options", "value", "active", "replicas"), [
     # Empty queue: inactive, 0 replicas.
-    pytest.param(policy.QueueDepth(0, None, "ready"), policy.QueueScaling(QUEUE, 20, 0),
-                 0, False, 0, id="empty-queue"),
+    pytest.param(facts(0), depth.DepthOptions(Q, 20, 0), 0, False, 0, id="empty-queue"),
     # 41 messages, 20 per replica: 3 replicas.
-    pytest.param(policy.QueueDepth(41, None, "ready"), policy.QueueScaling(QUEUE, 20, 0),
-                 41, True, 3, id="queue-length-ceil"),
-    # activationValue 5: 5 messages is not > 5.
-    pytest.param(policy.QueueDepth(5, None, "ready"), policy.QueueScaling(QUEUE, 20, 5),
-                 5, False, 0, id="queue-length-at-activation"),
+    pytest.param(facts(41), depth.DepthOptions(Q, 20, 0), 41, True, 3, id="queue-length-ceil"),
+    # activationValue 5: 5 messages is not > 5; 6 is.
+    pytest.param(facts(5), depth.DepthOptions(Q, 20, 5), 5, False, 0, id="length-at-activation"),
+    pytest.param(facts(6), depth.DepthOptions(Q, 20, 5), 6, True, 1, id="length-above-activation"),
     # MessageRate: the value is the publish rate.
-    pytest.param(policy.QueueDepth(0, 12.5, "ready"), policy.QueueScaling(RATE, 5, 0),
+    pytest.param(facts(0, 12.5, 0), depth.DepthOptions(depth.Mode.MESSAGE_RATE, 5, 0),
                  12.5, True, 3, id="message-rate"),
     # MessageRate with nobody publishing but a backlog: still active (KEDA), 1 replica.
-    pytest.param(policy.QueueDepth(30, 0.0, "ready"), policy.QueueScaling(RATE, 5, 0),
+    pytest.param(facts(30, 0, 0), depth.DepthOptions(depth.Mode.MESSAGE_RATE, 5, 0),
                  0, True, 1, id="message-rate-idle-publisher-with-backlog"),
+    # Nothing published, nothing queued: inactive.
+    pytest.param(facts(0, 0, 0), depth.DepthOptions(depth.Mode.MESSAGE_RATE, 5, 0),
+                 0, False, 0, id="message-rate-idle"),
+    # DeliverGetRate: the value is the consumption rate.
+    pytest.param(facts(0, 1, 9), depth.DepthOptions(depth.Mode.DELIVER_GET_RATE, 4, 0),
+                 9, True, 3, id="deliver-get-rate"),
+    # Ratio: 30/s in, 10/s out = 3; target 1 -> 3 replicas.
+    pytest.param(facts(100, 30, 10),
+                 depth.DepthOptions(depth.Mode.PUBLISHED_TO_DELIVERED_RATIO, 1, 0),
+                 3, True, 3, id="published-to-delivered-ratio"),
+    # Ratio with nothing delivered yet: 1 message/s per replica is assumed.
+    pytest.param(facts(0, 4, 0),
+                 depth.DepthOptions(depth.Mode.PUBLISHED_TO_DELIVERED_RATIO, 1, 0),
+                 4, True, 4, id="ratio-with-nothing-delivered"),
+    # Ratio with nothing published: 0.
+    pytest.param(facts(0, 0, 5),
+                 depth.DepthOptions(depth.Mode.PUBLISHED_TO_DELIVERED_RATIO, 1, 0),
+                 0, False, 0, id="ratio-with-nothing-published"),
+    # 600 messages drained at 10/s = 60 s; target 20 s -> 3 replicas.
+    pytest.param(facts(600, 0, 10),
+                 depth.DepthOptions(depth.Mode.EXPECTED_QUEUE_CONSUMPTION_TIME, 20, 0),
+                 60, True, 3, id="expected-consumption-time"),
 ])
-def test_queue_decision(depth: policy.QueueDepth, options: policy.QueueScaling, value: float,
+def test_depth_decision(queue: depth.QueueFacts, options: depth.DepthOptions, value: float,
                         active: bool, replicas: int) -> None:
-    decision = policy.decide_queue(depth, options, ReplicaBounds())
+    decision = depth.decide(queue, options, ReplicaBounds())
     assert (decision.metric_value, decision.is_active, decision.desired_replicas) == (
         value, active, replicas)
 
 
+@pytest.mark.parametrize(("operation", "messages", "publish"), [
+    pytest.param(depth.Operation.SUM, 60, 6.0, id="sum"),
+    pytest.param(depth.Operation.AVG, 20, 2.0, id="avg"),
+    pytest.param(depth.Operation.MAX, 30, 3.0, id="max"),
+])
+def test_aggregate_over_matching_queues(operation: depth.Operation, messages: float,
+                                        publish: float) -> None:
+    queues = [facts(10, 1, 0), facts(20, 2, 0), facts(30, 3, 0)]
+    combined = depth.aggregate(queues, operation)
+    assert (combined.messages, combined.publish_rate) == (messages, publish)
+
+
+def test_rate_modes_refuse_facts_without_rates() -> None:
+    with pytest.raises(ValueError, match="needs rates"):
+        depth.decide(facts(1), depth.DepthOptions(depth.Mode.MESSAGE_RATE, 1, 0),
+                     ReplicaBounds())
+
+
 def test_decision_explains_the_cap() -> None:
-    decision = policy.decide_kafka(partitions((0, 13, 0), (0, 13, 0), (0, 13, 0)),
+    decision = lag.decide(partitions((0, 13, 0), (0, 13, 0), (0, 13, 0)),
                                    scaling(lag_threshold=10), ReplicaBounds())
     assert any("capped at 3 partitions" in reason for reason in decision.reasons)

@@ -1,0 +1,164 @@
+"""`source: kafka` metadata: every key of SPEC §3.1 declared once, with KEDA's defaults,
+validation and cross-field rules, and the metric name KEDA would give the trigger."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Hashable
+from typing import ClassVar
+
+from scaler import metadata, policy
+from scaler.errors import MetadataError
+from scaler.policy import lag
+from scaler.sources import base
+from scaler.sources.kafka.source import KafkaReading, KafkaSource
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_MAX_PARTITION = 1_000_000
+_METRIC_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _bootstrap_servers(value: str) -> tuple[str, ...]:
+    servers = metadata.comma_list(value)
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise metadata.InvalidValueError(
+                "must be a comma-separated list of host:port with a port from 1 to 65535")
+    return servers
+
+
+def _topics(value: str) -> tuple[str, ...]:
+    topics = metadata.comma_list(value)
+    for topic in topics:
+        if not _TOPIC_NAME.fullmatch(topic):
+            raise metadata.InvalidValueError(
+                "must be topic names of 1 to 249 characters from A-Z a-z 0-9 . _ -, "
+                "separated by commas")
+    return topics
+
+
+def _partition_ranges(value: str) -> tuple[tuple[int, int], ...]:
+    """`1,2,10-20` -> ((1, 1), (2, 2), (10, 20)); spaces allowed, ranges inclusive."""
+    ranges = []
+    for item in metadata.comma_list(value):
+        low, dash, high = item.partition("-")
+        try:
+            first = int(low.strip(), 10)
+            last = int(high.strip(), 10) if dash else first
+        except ValueError:
+            first, last = -1, -1
+        if not 0 <= first <= last <= _MAX_PARTITION:
+            raise metadata.InvalidValueError(
+                "must be partition numbers or inclusive ranges such as 1,2,10-20 "
+                f"(from 0 to {_MAX_PARTITION}, low-high with low <= high)")
+        ranges.append((first, last))
+    return tuple(ranges)
+
+
+def _reset_policy(value: str) -> lag.OffsetResetPolicy:
+    return lag.OffsetResetPolicy(metadata.choice("latest", "earliest")(value))
+
+
+@dataclasses.dataclass(frozen=True)
+class KafkaMetadata:
+    source_name: ClassVar[str] = "kafka"
+
+    bootstrap_servers: tuple[str, ...] = metadata.declare("bootstrapServers", _bootstrap_servers)
+    consumer_group: str = metadata.declare("consumerGroup", metadata.text)
+    topics: tuple[str, ...] = metadata.declare("topic", _topics, ())
+    partition_limitation: tuple[tuple[int, int], ...] | None = metadata.declare(
+        "partitionLimitation", _partition_ranges, None)
+    lag_threshold: int = metadata.declare("lagThreshold", metadata.integer(minimum=1), 10)
+    activation_lag_threshold: int = metadata.declare(
+        "activationLagThreshold", metadata.integer(minimum=0), 0)
+    offset_reset_policy: lag.OffsetResetPolicy = metadata.declare(
+        "offsetResetPolicy", _reset_policy, lag.OffsetResetPolicy.LATEST)
+    allow_idle_consumers: bool = metadata.declare("allowIdleConsumers", metadata.boolean, False)
+    limit_to_partitions_with_lag: bool = metadata.declare(
+        "limitToPartitionsWithLag", metadata.boolean, False)
+    ensure_even_distribution_of_partitions: bool = metadata.declare(
+        "ensureEvenDistributionOfPartitions", metadata.boolean, False)
+    exclude_persistent_lag: bool = metadata.declare(
+        "excludePersistentLag", metadata.boolean, False)
+    scale_to_zero_on_invalid_offset: bool = metadata.declare(
+        "scaleToZeroOnInvalidOffset", metadata.boolean, False)
+    tls: str = metadata.declare("tls", metadata.choice("enable", "disable"), "disable")
+    unsafe_ssl: bool = metadata.declare("unsafeSsl", metadata.boolean, False)
+    sasl: str = metadata.declare(
+        "sasl", metadata.choice("none", "plaintext", "scram_sha256", "scram_sha512"), "none")
+    username: str = metadata.declare("username", metadata.text, "")
+    password: str = metadata.declare("password", metadata.text, "", secret=True)
+    # Accepted for compatibility with KEDA's kafka trigger; kafka-python negotiates the version.
+    version: str = metadata.declare("version", metadata.text, "")
+
+    def validate(self) -> list[MetadataError]:
+        problems = []
+        if self.allow_idle_consumers and self.limit_to_partitions_with_lag:
+            problems.append(MetadataError(
+                "allowIdleConsumers", "true together with limitToPartitionsWithLag: true",
+                "cannot be combined with limitToPartitionsWithLag"))
+        if self.limit_to_partitions_with_lag and self.ensure_even_distribution_of_partitions:
+            problems.append(MetadataError(
+                "ensureEvenDistributionOfPartitions",
+                "true together with limitToPartitionsWithLag: true",
+                "cannot be combined with limitToPartitionsWithLag"))
+        for key, is_set in (
+            ("partitionLimitation", self.partition_limitation is not None),
+            ("limitToPartitionsWithLag", self.limit_to_partitions_with_lag),
+            ("ensureEvenDistributionOfPartitions", self.ensure_even_distribution_of_partitions),
+        ):
+            if is_set and not self.topics:
+                problems.append(MetadataError(key, "no topic", "needs topic to be set"))
+        if self.sasl != "none" and not (self.username and self.password):
+            problems.append(MetadataError(
+                "sasl", repr(self.sasl), "needs username and password (or their FromEnv keys)"))
+        if self.sasl == "none" and self.password:
+            problems.append(MetadataError(
+                "password", "a password", "is only used with sasl plaintext, scram_sha256 or "
+                "scram_sha512"))
+        return problems
+
+    def connection_key(self) -> Hashable:
+        return ("kafka", self.bootstrap_servers, self.tls, self.unsafe_ssl, self.sasl,
+                self.username, self.password)
+
+    def target_key(self) -> Hashable:
+        return (self.connection_key(), self.consumer_group, self.topics,
+                self.partition_limitation, self.offset_reset_policy)
+
+    def metric_name(self) -> str:
+        # KEDA's names: kafka-<topics joined by ','>, or kafka-<group>-topics without a topic.
+        raw = f"kafka-{','.join(self.topics)}" if self.topics else (
+            f"kafka-{self.consumer_group}-topics")
+        return _METRIC_NAME_UNSAFE.sub("-", raw)
+
+    def target_value(self) -> float:
+        return float(self.lag_threshold)
+
+    def options(self) -> lag.LagOptions:
+        return lag.LagOptions(
+            lag_threshold=self.lag_threshold,
+            activation_lag_threshold=self.activation_lag_threshold,
+            offset_reset_policy=self.offset_reset_policy,
+            allow_idle_consumers=self.allow_idle_consumers,
+            limit_to_partitions_with_lag=self.limit_to_partitions_with_lag,
+            ensure_even_distribution_of_partitions=self.ensure_even_distribution_of_partitions,
+            exclude_persistent_lag=self.exclude_persistent_lag,
+            scale_to_zero_on_invalid_offset=self.scale_to_zero_on_invalid_offset,
+        )
+
+    def is_limited_to(self, partition: int) -> bool:
+        if self.partition_limitation is None:
+            return True
+        return any(low <= partition <= high for low, high in self.partition_limitation)
+
+    def open_source(self, timeout_s: float) -> KafkaSource:
+        return KafkaSource(self, timeout_s)
+
+    def decide(self, reading: base.Reading, bounds: policy.ReplicaBounds,
+               previous: base.Reading | None) -> policy.Decision:
+        assert isinstance(reading, KafkaReading)  # noqa: S101 - the poller pairs them
+        previous_commits = previous.commits() if isinstance(previous, KafkaReading) else None
+        return lag.decide(reading.partitions, self.options(), bounds, previous_commits)

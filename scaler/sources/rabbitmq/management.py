@@ -1,0 +1,175 @@
+"""Reads queue depth and rates from RabbitMQ's management HTTP API.
+
+`messages_ready + messages_unacknowledged` per queue, publish and deliver/get rates from
+`message_stats`, and for `useRegex` every page of `/api/queues/<vhost>?name=<regex>`. The
+`columns=` filter keeps each answer small on a broker with thousands of queues; one keep-alive
+connection per broker serves every trigger.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import ssl
+import threading
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+from scaler import redaction
+from scaler.errors import BrokerAuthError, BrokerUnavailableError, TargetNotFoundError
+from scaler.sources.rabbitmq.reading import QueueStats, RabbitMQReading
+
+if TYPE_CHECKING:
+    from scaler.sources.rabbitmq.metadata import RabbitMQMetadata
+
+_COLUMNS = ("name,messages_ready,messages_unacknowledged,consumers,"
+            "message_stats.publish_details.rate,message_stats.deliver_get_details.rate")
+# A keep-alive connection the broker closed while we were idle fails on first use.
+_STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class _NotFoundError(Exception):
+    pass
+
+
+class ManagementSource:
+    def __init__(self, connection: RabbitMQMetadata, timeout_s: float) -> None:
+        self._connection = connection
+        self._timeout_s = timeout_s
+        self._http: http.client.HTTPConnection | None = None
+        user, password = connection.credentials
+        self._authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        # http.client connections are not thread-safe; reads take turns.
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ManagementSource(host={self._connection.display_host()!r})"
+
+    def read(self, target: RabbitMQMetadata) -> RabbitMQReading:
+        vhost = urllib.parse.quote(target.vhost, safe="")
+        with self._lock:
+            try:
+                if target.use_regex:
+                    queues = self._read_matching(target, vhost)
+                else:
+                    path = (f"/api/queues/{vhost}/{urllib.parse.quote(target.queue_name, safe='')}"
+                            f"?columns={_COLUMNS}")
+                    queues = [_queue_stats(self._get(path), self._where())]
+            except _NotFoundError:
+                raise self._not_found(target, vhost) from None
+        return RabbitMQReading(vhost=target.vhost, queues=tuple(queues), via="http")
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_connection()
+
+    def _read_matching(self, target: RabbitMQMetadata, vhost: str) -> list[QueueStats]:
+        """Every page of the queues matching the regex (KEDA stops with an error after one)."""
+        queues: list[QueueStats] = []
+        page, page_count = 1, 1
+        while page <= page_count:
+            query = urllib.parse.urlencode({
+                "page": page, "page_size": target.effective_page_size,
+                "name": target.queue_name, "use_regex": "true", "columns": _COLUMNS})
+            body = self._get(f"/api/queues/{vhost}?{query}")
+            if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+                raise BrokerUnavailableError(f"{self._where()}: unexpected queue listing")
+            queues += [_queue_stats(item, self._where()) for item in body["items"]]
+            page_count = int(body.get("page_count", 0))
+            page += 1
+        if not queues:
+            raise TargetNotFoundError(
+                f"{self._where()}: no queue in vhost {target.vhost!r} matches the regex "
+                f"{target.queue_name!r}")
+        return queues
+
+    def _not_found(self, target: RabbitMQMetadata, vhost: str) -> TargetNotFoundError:
+        try:
+            self._get(f"/api/vhosts/{vhost}?columns=name")
+        except _NotFoundError:
+            return TargetNotFoundError(f"{self._where()}: vhost {target.vhost!r} does not exist")
+        return TargetNotFoundError(
+            f"{self._where()}: queue {target.queue_name!r} does not exist in vhost "
+            f"{target.vhost!r}")
+
+    def _where(self) -> str:
+        return f"RabbitMQ management API at {self._connection.display_host()}"
+
+    def _get(self, path: str) -> Any:
+        full_path = self._connection.http_sub_path + path
+        for attempt in (1, 2):
+            reused = self._http is not None
+            try:
+                status, reason, body = self._request(full_path)
+                break
+            except _STALE_CONNECTION as exc:
+                self._drop_connection()
+                if reused and attempt == 1:
+                    continue
+                raise self._unavailable(exc) from exc
+            except (http.client.HTTPException, OSError) as exc:
+                self._drop_connection()
+                raise self._unavailable(exc) from exc
+        if status == 404:
+            raise _NotFoundError
+        if status in (401, 403):
+            raise BrokerAuthError(f"{self._where()}: HTTP {status}: access refused for user "
+                                  f"{self._connection.credentials[0]!r}")
+        if status != 200:
+            raise BrokerUnavailableError(f"{self._where()}: HTTP {status} {reason}")
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise BrokerUnavailableError(f"{self._where()}: answered with invalid JSON") from exc
+
+    def _request(self, path: str) -> tuple[int, str, bytes]:
+        if self._http is None:
+            self._http = self._new_connection()
+        self._http.request("GET", path, headers={"Authorization": self._authorization,
+                                                 "Accept": "application/json"})
+        reply = self._http.getresponse()
+        return reply.status, reply.reason, reply.read()
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        url = self._connection.host
+        if url.scheme == "https":
+            context = ssl.create_default_context()
+            if self._connection.unsafe_ssl:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            return http.client.HTTPSConnection(
+                url.hostname or "", url.port or 15671, timeout=self._timeout_s, context=context)
+        return http.client.HTTPConnection(url.hostname or "", url.port or 15672,
+                                          timeout=self._timeout_s)
+
+    def _drop_connection(self) -> None:
+        connection, self._http = self._http, None
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.close()
+
+    def _unavailable(self, exc: BaseException) -> BrokerUnavailableError:
+        detail = redaction.redact_text(str(exc), (self._connection.credentials[1],))
+        return BrokerUnavailableError(f"{self._where()}: {type(exc).__name__}: {detail}")
+
+
+def _queue_stats(body: Any, where: str) -> QueueStats:
+    if not isinstance(body, dict):
+        raise BrokerUnavailableError(f"{where}: answered with something other than a queue")
+    if "messages_ready" not in body or "messages_unacknowledged" not in body:
+        # A queue the statistics database has not sampled yet (a few seconds after it was
+        # declared): its depth is unknown, not 0.
+        raise BrokerUnavailableError(
+            f"{where}: no statistics yet for queue {body.get('name')!r}; retry shortly")
+    stats = body.get("message_stats") or {}
+    return QueueStats(
+        name=str(body.get("name", "")),
+        ready=int(body["messages_ready"]),
+        unacknowledged=int(body["messages_unacknowledged"]),
+        # No message_stats at all means no traffic since the queue's stats began: rate 0.
+        publish_rate=float((stats.get("publish_details") or {}).get("rate", 0.0)),
+        deliver_get_rate=float((stats.get("deliver_get_details") or {}).get("rate", 0.0)),
+        consumers=int(body.get("consumers", 0)),
+    )
