@@ -74,6 +74,9 @@ class RabbitMQHelper:
         self.http_url = http_url
         self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         self.channel = self.connection.channel()
+        # With confirms, basic_publish returns once the broker has the message, so a read
+        # from another connection right after publishing sees it.
+        self.channel.confirm_delivery()
 
     def declare(self, queue: str) -> str:
         self.channel.queue_declare(queue=queue, auto_delete=False)
