@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kafka
+import kafka.errors
 import pika
 from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata
@@ -52,11 +53,23 @@ class KafkaHelper:
 
     def commit(self, group: str, topic: str, offsets: dict[int, int]) -> None:
         """Commits offsets for an empty group, as a consumer that processed them would."""
-        errors = self.admin.alter_group_offsets(group, {
-            kafka.TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
-            for partition, offset in offsets.items()})
+        request = {kafka.TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+                   for partition, offset in offsets.items()}
+        # On a just-started cluster the group coordinator (the __consumer_offsets topic) takes
+        # a moment to exist; that is a retriable error, as a real consumer would treat it.
+        errors = wait_until(lambda: self._try(self.admin.alter_group_offsets, group, request),
+                            "the group coordinator to accept a commit")
         failed = {tp: error for tp, error in errors.items() if error is not kafka.errors.NoError}
         assert not failed, f"commit failed: {failed}"
+
+    @staticmethod
+    def _try(call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except kafka.errors.KafkaError as error:
+            if not error.retriable:
+                raise
+            return None
 
     def delete_records(self, topic: str, before: dict[int, int]) -> None:
         self.admin.delete_records(
