@@ -7,13 +7,15 @@ import dataclasses
 import logging
 import signal
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import prometheus_client
 
 from scaler import server
+from scaler.decisions import DecisionLog
 from scaler.metrics import ScalerMetrics
-from scaler.poller import Poller
+from scaler.poller import Poller, PollerSettings
 from scaler.service import Evaluation, ExternalScalerService
 from scaler.settings import Settings
 from scaler.web import HttpEndpoints
@@ -52,12 +54,22 @@ class App:
         self.http.stop()
 
 
+def poller_settings(settings: Settings) -> PollerSettings:
+    return PollerSettings(
+        broker_timeout_s=settings.broker_timeout_s, poll_interval_s=settings.poll_interval_s,
+        max_age_s=settings.max_data_age_s, stale_after_s=settings.stale_after_s,
+        idle_after_s=settings.idle_after_s, stream_interval_s=settings.stream_interval_s,
+        persistent_after_s=settings.persistent_lag_after_s)
+
+
 async def start(settings: Settings) -> App:
     registry = prometheus_client.CollectorRegistry()
     metrics = ScalerMetrics(registry)
-    poller = Poller(broker_timeout_s=settings.broker_timeout_s,
-                    max_age_s=settings.max_data_age_s, on_read=metrics.record_read)
-    service = ExternalScalerService(poller, metrics, settings.stream_interval_s)
+    poller = Poller(poller_settings(settings), on_read=metrics.record_read)
+    decisions = DecisionLog(
+        settings.idle_after_s, time.monotonic,
+        on_forget=lambda key, old: metrics.forget(key[0], key[1], old.get("source", "")))
+    service = ExternalScalerService(poller, metrics, decisions)
     grpc_server, health_servicer, grpc_port = server.create_server(
         settings.grpc_address, service)
     ready = threading.Event()
@@ -65,7 +77,7 @@ async def start(settings: Settings) -> App:
         settings.http_address,
         render_metrics=lambda: (prometheus_client.generate_latest(registry),
                                 prometheus_client.CONTENT_TYPE_LATEST),
-        is_ready=ready.is_set)
+        is_ready=ready.is_set, explain_all=decisions.all, explain_one=decisions.of)
     app = App(settings, registry, poller, grpc_server, health_servicer, grpc_port, http, ready)
     await grpc_server.start()
     http.start()
@@ -100,10 +112,10 @@ def run(settings: Settings) -> None:
 
 async def check(settings: Settings, metadata: dict[str, str]) -> Evaluation:
     """One read and one decision for one trigger, exactly as the gRPC service makes them."""
-    poller = Poller(broker_timeout_s=settings.broker_timeout_s, max_age_s=0.0)
+    poller = Poller(poller_settings(settings))
     service = ExternalScalerService(
         poller, ScalerMetrics(prometheus_client.CollectorRegistry()),
-        settings.stream_interval_s)
+        DecisionLog(settings.idle_after_s, time.monotonic))
     try:
         return await service.evaluate("cli", "check", metadata)
     finally:

@@ -7,6 +7,8 @@ URLs, usernames or metadata values, so cardinality is bounded by the number of S
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _PER_OBJECT = ("namespace", "scaled_object", "source")
@@ -63,3 +65,10 @@ class ScalerMetrics:
         self.active.labels(*labels).set(1 if is_active else 0)
         self.desired_replicas.labels(*labels).set(desired_replicas)
         self.data_age.labels(*labels).set(data_age_s)
+
+    def forget(self, namespace: str, name: str, source: str) -> None:
+        """Drops a ScaledObject's series once KEDA stops asking about it."""
+        for gauge in (self.metric_value, self.backlog, self.active, self.desired_replicas,
+                      self.data_age):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, name, source)

@@ -1,120 +1,296 @@
-"""Reads broker facts for triggers: one connection per broker, one read per target at a time.
+"""Shared background polling: one connection and one poll loop per broker or cluster.
 
-KEDA calls GetMetricSpec, GetMetrics and IsActive back to back for every ScaledObject, so a
-reading younger than `max_age_s` is reused, and concurrent callers for the same target wait on
-the one read in flight (single flight). Triggers with equal `connection_key()` share a `Source`
-(one Kafka client per cluster, one AMQP connection per broker). Blocking reads run on a thread
-pool so they never stall the event loop that serves other RPCs.
+Every trigger KEDA asks about is registered with the loop of its connection (triggers with
+equal `connection_key()` share it). Each cycle reads all the targets that are due with one
+batched `read_many` on a worker thread, and publishes an immutable `Snapshot` per target.
+RPCs answer from the newest snapshot; a cold request wakes the loop and waits for the cycle
+that reads its target, so concurrent requests share one read (single flight). Targets with an
+open StreamIsActive are read every `stream_interval_s`, others every `poll_interval_s`; a
+target nobody asked about for `idle_after_s` stops being polled, and a connection without
+targets is closed.
+
+Freshness rules, in `_answer`: data younger than `max_age_s` is served as it is. When reads
+fail with a retriable error, the last good reading is served until it is `stale_after_s` old,
+then the answer is UNAVAILABLE; an error that will not go away by retrying (missing topic,
+refused credentials) is answered at once. A failed read is never turned into a value.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
+import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 
 from scaler.errors import (
     BrokerAuthError,
     BrokerUnavailableError,
     SourceError,
+    StaleDataError,
     TargetNotFoundError,
 )
 from scaler.sources import base
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
     reading: base.Reading
-    previous: base.Reading | None
-    """The reading before this one (for excludePersistentLag), None on the first read."""
     read_at: float
+    """Poller clock time of the read."""
+    stalled: frozenset[Hashable]
+    """Progress markers (Kafka partitions) that have not moved for `persistent_after_s`."""
+    last_error: Exception | None = None
+    """Set when newer reads failed and this older reading is served within the stale bound."""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
+class PollerSettings:
+    broker_timeout_s: float = 2.5
+    poll_interval_s: float = 2.0
+    max_age_s: float = 5.0
+    stale_after_s: float = 60.0
+    idle_after_s: float = 300.0
+    stream_interval_s: float = 1.0
+    persistent_after_s: float = 30.0
+
+
 class _Target:
-    snapshot: Snapshot | None = None
-    in_flight: asyncio.Future[Snapshot] | None = None
+    def __init__(self, trigger: base.TriggerMetadata, now: float) -> None:
+        self.trigger = trigger
+        self.snapshot: Snapshot | None = None
+        self.error: Exception | None = None
+        self.attempted_at = float("-inf")
+        self.requested_at = now
+        self.wanted = False
+        self.streams = 0
+        self.progress: dict[Hashable, tuple[object, float]] = {}
+        self.updated = asyncio.Event()
+
+
+class _Connection:
+    def __init__(self, source: base.Source) -> None:
+        self.source = source
+        self.targets: dict[Hashable, _Target] = {}
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.reading: asyncio.Future[Mapping[Hashable, base.Reading | SourceError]] | None = None
 
 
 class Poller:
     def __init__(
         self,
+        settings: PollerSettings,
         *,
-        broker_timeout_s: float,
-        max_age_s: float,
         clock: Callable[[], float] = time.monotonic,
         max_threads: int = 32,
         on_read: Callable[[str, str, float], None] = lambda source, outcome, seconds: None,
     ) -> None:
-        self._broker_timeout_s = broker_timeout_s
-        self._max_age_s = max_age_s
+        self.settings = settings
         self._clock = clock
         self._on_read = on_read
-        self._sources: dict[Hashable, base.Source] = {}
-        self._targets: dict[Hashable, _Target] = {}
+        self._connections: dict[Hashable, _Connection] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_threads, thread_name_prefix="broker-read")
+        self._closed = False
 
     def age_of(self, snapshot: Snapshot) -> float:
         return max(0.0, self._clock() - snapshot.read_at)
 
-    async def read(self, trigger: base.TriggerMetadata, max_age_s: float | None = None
-                   ) -> Snapshot:
-        """The newest reading for `trigger`, no older than `max_age_s` (default: the poller's)."""
-        max_age = self._max_age_s if max_age_s is None else max_age_s
-        target = self._targets.setdefault(trigger.target_key(), _Target())
-        if target.snapshot is not None and self.age_of(target.snapshot) <= max_age:
-            return target.snapshot
-        if target.in_flight is None:
-            target.in_flight = asyncio.ensure_future(self._read_now(trigger, target))
-        # shield: one caller giving up (its RPC cancelled) must not cancel the shared read.
-        return await asyncio.shield(target.in_flight)
+    def stats(self) -> dict[str, int]:
+        """How much is being polled: for explanations and benchmarks."""
+        return {"connections": len(self._connections),
+                "targets": sum(len(c.targets) for c in self._connections.values())}
 
-    async def _read_now(self, trigger: base.TriggerMetadata, target: _Target) -> Snapshot:
-        source = self._source_for(trigger)
-        started = self._clock()
-        loop = asyncio.get_running_loop()
+    async def read(self, trigger: base.TriggerMetadata) -> Snapshot:
+        """The newest reading for `trigger` under the freshness rules; raises its error."""
+        connection, target = self._register(trigger)
+        deadline = self._clock() + self.settings.broker_timeout_s + 1.0
+        while True:
+            answer = self._answer(target)
+            if answer is not None:
+                return answer
+            target.wanted = True
+            connection.wake.set()
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise BrokerUnavailableError(
+                    f"{trigger.source_name}: no reading within "
+                    f"{self.settings.broker_timeout_s:g} s")
+            updated = target.updated
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(updated.wait(), timeout=remaining)
+
+    async def watch(self, trigger: base.TriggerMetadata
+                    ) -> AsyncIterator[Snapshot | Exception]:
+        """The current answer, then a new one after every read of `trigger`, which is read
+        every `stream_interval_s` while the watch is open."""
+        _, target = self._register(trigger)
+        target.streams += 1
         try:
-            async with asyncio.timeout(self._broker_timeout_s):
-                reading = await loop.run_in_executor(self._executor, source.read, trigger)
-        except TimeoutError as exc:
-            self._on_read(trigger.source_name, "timeout", self._clock() - started)
-            raise BrokerUnavailableError(
-                f"{trigger.source_name}: no answer from the broker within "
-                f"{self._broker_timeout_s:g} s") from exc
-        except Exception as exc:
-            self._on_read(trigger.source_name, _outcome(exc), self._clock() - started)
-            raise
+            while True:
+                updated = target.updated
+                try:
+                    yield await self.read(trigger)
+                except Exception as exc:  # noqa: BLE001 - the watcher decides what to do
+                    yield exc
+                await updated.wait()
         finally:
-            target.in_flight = None
-        self._on_read(trigger.source_name, "ok", self._clock() - started)
-        previous = target.snapshot.reading if target.snapshot is not None else None
-        target.snapshot = Snapshot(reading=reading, previous=previous, read_at=self._clock())
-        return target.snapshot
-
-    def _source_for(self, trigger: base.TriggerMetadata) -> base.Source:
-        key = trigger.connection_key()
-        source = self._sources.get(key)
-        if source is None:
-            source = self._sources[key] = trigger.open_source(self._broker_timeout_s)
-        return source
+            target.streams -= 1
 
     def close(self) -> None:
-        """Closes every broker connection; reads in flight finish or fail on their own."""
-        sources, self._sources = list(self._sources.values()), {}
-        for source in sources:
-            source.close()
+        """Stops every poll loop and closes every broker connection."""
+        self._closed = True
+        connections, self._connections = list(self._connections.values()), {}
+        for connection in connections:
+            if connection.task is not None:
+                connection.task.cancel()
+            connection.source.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    # --- internals
 
-def _outcome(exc: Exception) -> str:
-    """A short, bounded label for a failed read."""
-    if isinstance(exc, TargetNotFoundError):
+    def _register(self, trigger: base.TriggerMetadata) -> tuple[_Connection, _Target]:
+        if self._closed:
+            raise BrokerUnavailableError("the scaler is shutting down")
+        now = self._clock()
+        connection = self._connections.get(trigger.connection_key())
+        if connection is None:
+            connection = _Connection(trigger.open_source(self.settings.broker_timeout_s))
+            self._connections[trigger.connection_key()] = connection
+        target = connection.targets.get(trigger.target_key())
+        if target is None:
+            target = connection.targets[trigger.target_key()] = _Target(trigger, now)
+        target.requested_at = now
+        if connection.task is None or connection.task.done():
+            connection.task = asyncio.get_running_loop().create_task(
+                self._poll(trigger.connection_key(), connection),
+                name=f"poll-{trigger.source_name}")
+        return connection, target
+
+    def _answer(self, target: _Target) -> Snapshot | None:
+        """The freshness rules (module docstring); None means: read again first."""
+        now = self._clock()
+        settings = self.settings
+        if now - target.attempted_at > settings.max_age_s:
+            return None
+        error = target.error
+        if error is None:
+            return target.snapshot
+        if not getattr(error, "retriable", False):
+            raise error
+        snapshot = target.snapshot
+        if snapshot is None:
+            raise error
+        age = now - snapshot.read_at
+        if age <= settings.stale_after_s:
+            return dataclasses.replace(snapshot, last_error=error)
+        raise StaleDataError(
+            f"the last good reading is {age:.0f} s old, past the {settings.stale_after_s:g} s "
+            f"staleness bound; reads fail with: {error}")
+
+    def _interval(self, target: _Target) -> float:
+        if target.streams > 0:
+            return self.settings.stream_interval_s
+        return self.settings.poll_interval_s
+
+    async def _poll(self, key: Hashable, connection: _Connection) -> None:
+        try:
+            while True:
+                connection.wake.clear()
+                now = self._clock()
+                idle_since = now - self.settings.idle_after_s
+                for target_key, target in list(connection.targets.items()):
+                    if target.streams == 0 and target.requested_at < idle_since:
+                        del connection.targets[target_key]
+                if not connection.targets:
+                    break
+                due = [t for t in connection.targets.values()
+                       if t.wanted or now - t.attempted_at >= self._interval(t)]
+                if due:
+                    await self._cycle(connection, due)
+                    continue
+                next_due = min(t.attempted_at + self._interval(t)
+                               for t in connection.targets.values())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(connection.wake.wait(), timeout=next_due - now)
+        finally:
+            if self._connections.get(key) is connection and not connection.targets:
+                del self._connections[key]
+                connection.source.close()
+
+    async def _cycle(self, connection: _Connection, due: list[_Target]) -> None:
+        for target in due:
+            target.wanted = False
+        triggers = [target.trigger for target in due]
+        source_name = triggers[0].source_name
+        started = self._clock()
+        results: Mapping[Hashable, base.Reading | SourceError] = {}
+        failure: Exception | None = None
+        if connection.reading is not None and not connection.reading.done():
+            # A read that outlived its timeout still holds the connection: do not pile up.
+            failure = BrokerUnavailableError(
+                f"{source_name}: the previous read has not returned after "
+                f"{self.settings.broker_timeout_s:g} s")
+        else:
+            loop = asyncio.get_running_loop()
+            connection.reading = loop.run_in_executor(
+                self._executor, connection.source.read_many, triggers)
+            try:
+                async with asyncio.timeout(self.settings.broker_timeout_s):
+                    results = await asyncio.shield(connection.reading)
+            except TimeoutError:
+                failure = BrokerUnavailableError(
+                    f"{source_name}: no answer from the broker within "
+                    f"{self.settings.broker_timeout_s:g} s")
+            except SourceError as exc:
+                failure = exc
+            except Exception as exc:
+                log.exception("reading %s failed unexpectedly", source_name)
+                failure = exc
+        now = self._clock()
+        for target in due:
+            result = failure or results.get(target.trigger.target_key()) or (
+                BrokerUnavailableError(f"{source_name}: the read returned nothing for a target"))
+            self._on_read(source_name, _outcome(result), now - started)
+            target.attempted_at = now
+            if isinstance(result, Exception):
+                target.error = result
+            else:
+                target.error = None
+                target.snapshot = Snapshot(result, now, self._track_progress(target, result, now))
+            updated, target.updated = target.updated, asyncio.Event()
+            updated.set()
+
+    def _track_progress(self, target: _Target, reading: base.Reading, now: float
+                        ) -> frozenset[Hashable]:
+        """Markers whose value has not changed for `persistent_after_s` (seen at least twice)."""
+        tracked: dict[Hashable, tuple[object, float]] = {}
+        stalled = set()
+        for marker, value in reading.progress().items():
+            before = target.progress.get(marker)
+            if before is not None and before[0] == value:
+                tracked[marker] = before
+                if now - before[1] >= self.settings.persistent_after_s:
+                    stalled.add(marker)
+            else:
+                tracked[marker] = (value, now)
+        target.progress = tracked
+        return frozenset(stalled)
+
+
+def _outcome(result: object) -> str:
+    """A short, bounded label for the result of one read."""
+    if isinstance(result, TargetNotFoundError):
         return "not_found"
-    if isinstance(exc, BrokerAuthError):
+    if isinstance(result, BrokerAuthError):
         return "auth"
-    if isinstance(exc, SourceError):
+    if isinstance(result, SourceError):
         return "unavailable"
-    return "error"
+    if isinstance(result, Exception):
+        return "error"
+    return "ok"

@@ -20,6 +20,7 @@ import grpc
 from scaler import policy, sources
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.decisions import DecisionLog
 from scaler.errors import (
     BrokerAuthError,
     BrokerUnavailableError,
@@ -59,7 +60,7 @@ class Evaluation:
     def describe(self) -> dict[str, Any]:
         """The decision and its inputs as JSON-ready data; secrets never appear."""
         decision = self.decision
-        return {
+        described: dict[str, Any] = {
             "source": self.trigger.common.source,
             "metricName": self.trigger.source.metric_name(),
             "reading": self.snapshot.reading.describe(),
@@ -70,6 +71,9 @@ class Evaluation:
             "desiredReplicas": decision.desired_replicas,
             "reasons": list(decision.reasons),
         }
+        if self.snapshot.last_error is not None:
+            described["lastError"] = str(self.snapshot.last_error)
+        return described
 
 
 @functools.lru_cache(maxsize=4096)
@@ -83,25 +87,43 @@ def parse(metadata: Mapping[str, str]) -> sources.Trigger:
 
 
 class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[misc]
-    def __init__(self, poller: Poller, metrics: ScalerMetrics, stream_interval_s: float) -> None:
+    def __init__(self, poller: Poller, metrics: ScalerMetrics, decisions: DecisionLog) -> None:
         self._poller = poller
         self._metrics = metrics
-        self._stream_interval_s = stream_interval_s
+        self._decisions = decisions
 
-    async def evaluate(self, namespace: str, name: str, metadata: Mapping[str, str],
-                       max_age_s: float | None = None) -> Evaluation:
-        """Reads (or reuses) the broker facts for one trigger and decides."""
+    async def evaluate(self, namespace: str, name: str, metadata: Mapping[str, str]
+                       ) -> Evaluation:
+        """The decision for one trigger from the newest broker reading."""
         trigger = parse(metadata)
-        snapshot = await self._poller.read(trigger.source, max_age_s)
+        try:
+            snapshot = await self._poller.read(trigger.source)
+        except ScalerError as exc:
+            self._record_error(namespace, name, trigger, exc)
+            raise
+        return self._decide(namespace, name, trigger, snapshot)
+
+    def _decide(self, namespace: str, name: str, trigger: sources.Trigger,
+                snapshot: Snapshot) -> Evaluation:
         decision = trigger.source.decide(snapshot.reading, trigger.common.bounds(),
-                                         snapshot.previous)
-        age = self._poller.age_of(snapshot)
+                                         snapshot.stalled)
+        evaluation = Evaluation(trigger, snapshot, self._poller.age_of(snapshot), decision)
         self._metrics.record_decision(
             namespace, name, trigger.common.source,
             metric_value=decision.metric_value, backlog=decision.backlog,
             is_active=decision.is_active, desired_replicas=decision.desired_replicas,
-            data_age_s=age)
-        return Evaluation(trigger, snapshot, age, decision)
+            data_age_s=evaluation.data_age_s)
+        self._decisions.record((namespace, name, trigger.source.metric_name()),
+                               evaluation.describe())
+        return evaluation
+
+    def _record_error(self, namespace: str, name: str, trigger: sources.Trigger,
+                      error: Exception) -> None:
+        self._decisions.record((namespace, name, trigger.source.metric_name()), {
+            "source": trigger.common.source,
+            "error": str(error),
+            "code": status_for(error).name,
+        })
 
     async def IsActive(self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
                        ) -> pb.IsActiveResponse:
@@ -139,26 +161,27 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
                              context: grpc.aio.ServicerContext
                              ) -> AsyncIterator[pb.IsActiveResponse]:
         """Sends `true` when the stream opens on an active target and on every inactive ->
-        active transition. Never `false`: older KEDA deactivated on it, ignoring other
-        triggers. Broker errors keep the stream open (IsActive reports them)."""
+        active transition, checking after every read (every stream interval). Never `false`:
+        older KEDA deactivated on it, ignoring other triggers. Broker errors keep the stream
+        open; IsActive reports them."""
         was_active = False
         async with self._rpc("StreamIsActive", context):
-            parse(request.scalerMetadata)  # bad metadata ends the stream with INVALID_ARGUMENT
-            while True:
-                try:
-                    evaluation = await self._evaluate(request, self._stream_interval_s)
-                except (BrokerUnavailableError, BrokerAuthError, TargetNotFoundError) as exc:
-                    log.warning("StreamIsActive %s/%s: %s", request.namespace, request.name, exc)
-                else:
-                    is_active = evaluation.decision.is_active
-                    if is_active and not was_active:
-                        yield pb.IsActiveResponse(result=True)
-                    was_active = is_active
-                await asyncio.sleep(self._stream_interval_s)
+            trigger = parse(request.scalerMetadata)  # bad metadata: INVALID_ARGUMENT
+            async for update in self._poller.watch(trigger.source):
+                if isinstance(update, Exception):
+                    log.warning("StreamIsActive %s/%s: %s", request.namespace, request.name,
+                                update)
+                    if isinstance(update, ScalerError):
+                        self._record_error(request.namespace, request.name, trigger, update)
+                    continue
+                evaluation = self._decide(request.namespace, request.name, trigger, update)
+                is_active = evaluation.decision.is_active
+                if is_active and not was_active:
+                    yield pb.IsActiveResponse(result=True)
+                was_active = is_active
 
-    async def _evaluate(self, ref: pb.ScaledObjectRef, max_age_s: float | None = None
-                        ) -> Evaluation:
-        return await self.evaluate(ref.namespace, ref.name, ref.scalerMetadata, max_age_s)
+    async def _evaluate(self, ref: pb.ScaledObjectRef) -> Evaluation:
+        return await self.evaluate(ref.namespace, ref.name, ref.scalerMetadata)
 
     def _rpc(self, method: str, context: grpc.aio.ServicerContext) -> _RpcScope:
         return _RpcScope(method, context, self._metrics)

@@ -16,11 +16,21 @@ class Settings:
     """HOST:PORT for /metrics, /healthz and /readyz (port 0: any)."""
     broker_timeout_s: float = 2.5
     """Seconds one broker read may take. Below KEDA's ~3 s budget for an HPA-path call."""
+    poll_interval_s: float = 2.0
+    """Seconds between background reads of a target KEDA asks about (one batched read per
+    broker or cluster serves all its targets)."""
     max_data_age_s: float = 5.0
-    """Seconds a reading is reused; KEDA's back-to-back GetMetricSpec/GetMetrics/IsActive of one
-    poll share one read."""
+    """Oldest reading an answer is built from while reads succeed; older means read first."""
+    stale_after_s: float = 60.0
+    """While reads fail, the last good reading is served until it is this old; after that,
+    UNAVAILABLE."""
+    idle_after_s: float = 300.0
+    """Seconds after KEDA's last question about a target before it stops being polled."""
     stream_interval_s: float = 1.0
     """Seconds between reads for a target with an open StreamIsActive (push activation)."""
+    persistent_lag_after_s: float = 30.0
+    """Seconds a Kafka partition's committed offset must stand still (with lag) before
+    excludePersistentLag treats its lag as persistent; KEDA's default polling interval."""
     shutdown_grace_s: float = 10.0
     """Seconds in-flight RPCs get to finish after SIGTERM."""
     log_level: str = "INFO"

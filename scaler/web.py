@@ -1,4 +1,5 @@
-"""The HTTP port: /metrics for Prometheus, /healthz (process alive), /readyz (serving gRPC).
+"""The HTTP port: /metrics for Prometheus, /healthz (process alive), /readyz (serving gRPC),
+and /scaledobjects[/<namespace>/<name>]: each trigger's newest decision and why, as JSON.
 
 A small threaded stdlib server: these endpoints are cheap, and keeping them off the asyncio
 loop means a scrape can never delay an RPC.
@@ -7,13 +8,18 @@ loop means a scrape can never delay an RPC.
 from __future__ import annotations
 
 import http.server
+import json
 import threading
+import urllib.parse
 from collections.abc import Callable
+from typing import Any
 
 
 class HttpEndpoints:
     def __init__(self, address: str, *, render_metrics: Callable[[], tuple[bytes, str]],
-                 is_ready: Callable[[], bool]) -> None:
+                 is_ready: Callable[[], bool],
+                 explain_all: Callable[[], list[dict[str, Any]]],
+                 explain_one: Callable[[str, str], list[dict[str, Any]]]) -> None:
         host, _, port = address.rpartition(":")
         endpoints = self
 
@@ -26,6 +32,8 @@ class HttpEndpoints:
 
         self._render_metrics = render_metrics
         self._is_ready = is_ready
+        self._explain_all = explain_all
+        self._explain_one = explain_one
         self._server = http.server.ThreadingHTTPServer((host, int(port)), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -54,8 +62,24 @@ class HttpEndpoints:
                 _reply(request, 200, b"ready\n")
             else:
                 _reply(request, 503, b"not ready\n")
+        elif path == "/scaledobjects":
+            _reply_json(request, 200, {"scaledObjects": self._explain_all()})
+        elif path.startswith("/scaledobjects/") and path.count("/") == 3:
+            _, _, namespace, name = path.split("/")
+            found = self._explain_one(urllib.parse.unquote(namespace), urllib.parse.unquote(name))
+            if found:
+                _reply_json(request, 200, {"triggers": found})
+            else:
+                _reply_json(request, 404, {"error": f"no decision for {namespace}/{name} yet: "
+                                                    "KEDA has not asked about it recently"})
         else:
-            _reply(request, 404, b"not found: try /metrics, /healthz or /readyz\n")
+            _reply(request, 404, b"not found: try /metrics, /healthz, /readyz, /scaledobjects\n")
+
+
+def _reply_json(request: http.server.BaseHTTPRequestHandler, status: int,
+                body: dict[str, Any]) -> None:
+    _reply(request, status, json.dumps(body, indent=2, default=str).encode() + b"\n",
+           "application/json")
 
 
 def _reply(request: http.server.BaseHTTPRequestHandler, status: int, body: bytes,

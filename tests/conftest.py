@@ -58,7 +58,8 @@ def scaler_settings() -> Settings:
     # A tiny reuse window: each call after a broker change sees fresh data, while concurrent
     # calls still share one read.
     return Settings(grpc_address="127.0.0.1:0", http_address="127.0.0.1:0",
-                    max_data_age_s=0.05, stream_interval_s=0.2, shutdown_grace_s=1.0)
+                    poll_interval_s=0.5, max_data_age_s=0.05, stream_interval_s=0.2,
+                    shutdown_grace_s=1.0)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Sequence
 
 from scaler.policy import Decision, ReplicaBounds, comparison, decide_replicas
 
@@ -44,7 +44,7 @@ class PartitionLag:
     partition: int
     lag: int
     is_persistent: bool
-    """Committed offset did not move since the previous poll (excludePersistentLag)."""
+    """Has lag, but the committed offset has not moved for the persistence window."""
     note: str
 
 
@@ -70,24 +70,19 @@ def partition_lag(offsets: PartitionOffsets, options: LagOptions) -> tuple[int, 
 def partition_lags(
     partitions: Sequence[PartitionOffsets],
     options: LagOptions,
-    previous_commits: Mapping[tuple[str, int], int | None] | None,
+    stalled: Collection[tuple[str, int]],
 ) -> list[PartitionLag]:
-    """Per-partition lag, marking persistent lag when `previous_commits` (the last poll's
-    committed offsets, None on the first poll) shows the group did not move."""
+    """Per-partition lag, marking persistent lag on `stalled` partitions: those whose committed
+    offset (or absence of one) has not changed for the poller's persistence window."""
     result = []
     for offsets in partitions:
         lag, note = partition_lag(offsets, options)
-        key = (offsets.topic, offsets.partition)
-        # Differs from KEDA: partitions without a commit can be persistent too (still None).
-        is_persistent = (
-            options.exclude_persistent_lag
-            and lag > 0
-            and previous_commits is not None
-            and key in previous_commits
-            and previous_commits[key] == offsets.committed
-        )
+        # Differs from KEDA: partitions without a commit can be persistent too, and
+        # persistence is judged over a time window of the shared poller, not between calls.
+        is_persistent = (options.exclude_persistent_lag and lag > 0
+                         and (offsets.topic, offsets.partition) in stalled)
         if is_persistent:
-            note += ", persistent (committed offset unchanged since the last poll)"
+            note += ", persistent (committed offset has not moved)"
         result.append(PartitionLag(offsets.topic, offsets.partition, lag, is_persistent, note))
     return result
 
@@ -96,9 +91,9 @@ def decide(
     partitions: Sequence[PartitionOffsets],
     options: LagOptions,
     bounds: ReplicaBounds,
-    previous_commits: Mapping[tuple[str, int], int | None] | None = None,
+    stalled: Collection[tuple[str, int]] = frozenset(),
 ) -> Decision:
-    lags = partition_lags(partitions, options, previous_commits)
+    lags = partition_lags(partitions, options, stalled)
     threshold = options.lag_threshold
     total_lag = sum(p.lag for p in lags)
     scaling_lag = sum(p.lag for p in lags if not p.is_persistent)

@@ -1,17 +1,18 @@
 """The small interface every queue system implements, and the value types it returns.
 
 A source reports facts (offsets, depths, rates); it never decides anything. A `Source` is one
-connection to one broker or cluster and serves every trigger that points at it; `read` blocks
-and raises only `SourceError` subclasses.
+connection to one broker or cluster and serves every trigger that points at it: `read_many`
+reads all the targets due in one poll cycle with as few broker requests as it can, and reports
+a reading or an error per target, so one broken target never hides the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 from scaler import policy
-from scaler.errors import MetadataError
+from scaler.errors import MetadataError, SourceError
 
 
 class Reading(Protocol):
@@ -21,17 +22,23 @@ class Reading(Protocol):
         """JSON-ready facts for decision explanations (never secrets)."""
         ...
 
+    def progress(self) -> Mapping[Hashable, object]:
+        """Markers that change when consumers make progress (Kafka: committed offset per
+        partition); the poller tracks how long each has stood still."""
+        ...
+
 
 class Source(Protocol):
-    def read(self, target: Any) -> Reading:
-        """Reads the facts `target` (this source's own metadata type) asks for."""
+    def read_many(self, targets: Sequence[Any]) -> Mapping[Hashable, Reading | SourceError]:
+        """Reads every target (this source's own metadata type), keyed by `target_key()`.
+        Blocks; a failure of the whole connection may also be raised as a SourceError."""
         ...
 
     def close(self) -> None: ...
 
 
 class TriggerMetadata(Protocol):
-    """What the service needs from a source's parsed metadata, whatever the queue system."""
+    """What the poller and the service need from a source's parsed metadata."""
 
     source_name: ClassVar[str]
 
@@ -57,6 +64,8 @@ class TriggerMetadata(Protocol):
         """A new connection for `connection_key()`; it connects lazily on first read."""
         ...
 
-    def decide(
-        self, reading: Reading, bounds: policy.ReplicaBounds, previous: Reading | None
-    ) -> policy.Decision: ...
+    def decide(self, reading: Reading, bounds: policy.ReplicaBounds,
+               stalled: frozenset[Hashable]) -> policy.Decision:
+        """`stalled`: progress markers of `reading` that have not moved for the poller's
+        persistence window."""
+        ...

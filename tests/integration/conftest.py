@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import prometheus_client
 import pytest
 
+from scaler.decisions import DecisionLog
 from scaler.metrics import ScalerMetrics
-from scaler.poller import Poller
+from scaler.poller import Poller, PollerSettings
 from scaler.service import Evaluation, ExternalScalerService
 from tests.integration.brokers import KafkaHelper, RabbitMQHelper
 
@@ -34,12 +36,19 @@ def rabbitmq_helper(rabbitmq_amqp_url: str, rabbitmq_http_url: str
     helper.close()
 
 
+# Each request reads afresh (max age 50 ms), and a committed offset that did not move between
+# two reads counts as stalled at once, so tests need no waiting.
+TEST_POLLER = PollerSettings(broker_timeout_s=5.0, poll_interval_s=0.5, max_age_s=0.05,
+                             persistent_after_s=0.0)
+
+
 @pytest.fixture
 async def evaluate() -> AsyncIterator[Callable[..., Awaitable[Evaluation]]]:
-    """evaluate(**metadata) -> Evaluation: one fresh read and decision, as the service makes it."""
-    poller = Poller(broker_timeout_s=5.0, max_age_s=0.0)
+    """evaluate(**metadata) -> Evaluation: a fresh read and decision, as the service makes it."""
+    poller = Poller(TEST_POLLER)
     scaler_service = ExternalScalerService(
-        poller, ScalerMetrics(prometheus_client.CollectorRegistry()), stream_interval_s=1.0)
+        poller, ScalerMetrics(prometheus_client.CollectorRegistry()),
+        DecisionLog(idle_after_s=60.0, clock=time.monotonic))
 
     async def run(**metadata: str) -> Evaluation:
         return await scaler_service.evaluate("default", "worker", metadata)

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
 def test_serve_answers_health_and_exits_0_on_sigterm() -> None:
-    process = subprocess.Popen(  # noqa: S603 - our own console entry point
+    process = subprocess.Popen(
         [sys.executable, "-m", "scaler", "serve", "--grpc-address", "127.0.0.1:0",
          "--http-address", "127.0.0.1:0", "--shutdown-grace", "2"],
         stderr=subprocess.PIPE, text=True)

@@ -15,6 +15,7 @@ from scaler.errors import BrokerAuthError, TargetNotFoundError
 from scaler.poller import Poller
 from scaler.service import Evaluation, parse
 from tests.integration.brokers import RabbitMQHelper
+from tests.integration.conftest import TEST_POLLER
 
 Evaluate = Callable[..., Awaitable[Evaluation]]
 Names = Callable[[str], str]
@@ -236,7 +237,7 @@ async def test_one_connection_survives_many_polls_and_channel_errors(
         rabbitmq_helper: RabbitMQHelper, unique_name: Names) -> None:
     queue = rabbitmq_helper.declare(unique_name("steady"))
     before = rabbitmq_helper.scaler_connections()
-    poller = Poller(broker_timeout_s=5.0, max_age_s=0.0)
+    poller = Poller(TEST_POLLER)
     present = parse({"source": "rabbitmq", "host": rabbitmq_helper.amqp_url,
                      "queueName": queue}).source
     absent = parse({"source": "rabbitmq", "host": rabbitmq_helper.amqp_url,

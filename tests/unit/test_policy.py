@@ -97,10 +97,9 @@ def test_lag_decision(offsets: list[PartitionOffsets], options: lag.LagOptions,
 
 def test_persistent_lag_is_excluded_from_scaling_but_counts_for_activation() -> None:
     options = scaling(exclude_persistent_lag=True, lag_threshold=1, activation_lag_threshold=0)
-    before = {("t", 0): 2, ("t", 1): 0}
-    # Partition 0 is stuck at 2 with lag 8; partition 1 moved from 0 to 1 with lag 1.
+    # Partition 0 is stuck with lag 8; partition 1 moves and has lag 1.
     now = partitions((0, 10, 2), (0, 2, 1))
-    decision = lag.decide(now, options, ReplicaBounds(), previous_commits=before)
+    decision = lag.decide(now, options, ReplicaBounds(), stalled={("t", 0)})
     assert decision.metric_value == 1
     assert decision.backlog == 9
     assert decision.is_active is True
@@ -108,16 +107,14 @@ def test_persistent_lag_is_excluded_from_scaling_but_counts_for_activation() -> 
 
 def test_persistent_lag_covers_partitions_without_commits() -> None:
     options = scaling(exclude_persistent_lag=True, activation_lag_threshold=0)
-    before: dict[tuple[str, int], int | None] = {("t", 0): None}
-    decision = lag.decide(partitions((0, 4, None)), options, ReplicaBounds(),
-                                   previous_commits=before)
+    decision = lag.decide(partitions((0, 4, None)), options, ReplicaBounds(), stalled={("t", 0)})
     assert decision.metric_value == 0
     assert decision.is_active is True
 
 
-def test_first_poll_has_no_persistent_lag() -> None:
-    options = scaling(exclude_persistent_lag=True, allow_idle_consumers=True)
-    decision = lag.decide(partitions((0, 4, 0)), options, ReplicaBounds(), None)
+def test_stalled_partitions_count_when_persistent_lag_is_not_excluded() -> None:
+    options = scaling(allow_idle_consumers=True)
+    decision = lag.decide(partitions((0, 4, 0)), options, ReplicaBounds(), stalled={("t", 0)})
     assert decision.metric_value == 4
 
 

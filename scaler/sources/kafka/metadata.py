@@ -158,7 +158,7 @@ class KafkaMetadata:
         return KafkaSource(self, timeout_s)
 
     def decide(self, reading: base.Reading, bounds: policy.ReplicaBounds,
-               previous: base.Reading | None) -> policy.Decision:
+               stalled: frozenset[Hashable]) -> policy.Decision:
         assert isinstance(reading, KafkaReading)  # noqa: S101 - the poller pairs them
-        previous_commits = previous.commits() if isinstance(previous, KafkaReading) else None
-        return lag.decide(reading.partitions, self.options(), bounds, previous_commits)
+        partitions = {key for key in stalled if isinstance(key, tuple)}
+        return lag.decide(reading.partitions, self.options(), bounds, partitions)

@@ -11,7 +11,8 @@ import dataclasses
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import kafka
 import kafka.errors
@@ -19,6 +20,7 @@ import kafka.errors
 from scaler.errors import (
     BrokerAuthError,
     BrokerUnavailableError,
+    SourceError,
     TargetNotFoundError,
 )
 from scaler.policy import lag
@@ -27,21 +29,32 @@ if TYPE_CHECKING:
     from scaler.sources.kafka.metadata import KafkaMetadata
 
 _RETRY_BACKOFF_S = 0.2
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
 class KafkaReading:
     partitions: tuple[lag.PartitionOffsets, ...]
 
-    def commits(self) -> dict[tuple[str, int], int | None]:
+    def progress(self) -> Mapping[Hashable, object]:
         return {(p.topic, p.partition): p.committed for p in self.partitions}
 
     def describe(self) -> dict[str, Any]:
         return {"partitions": [dataclasses.asdict(p) for p in self.partitions]}
 
 
+Result = KafkaReading | SourceError
+
+
 class KafkaSource:
-    """One kafka-python admin client for one cluster, created on first read."""
+    """One kafka-python admin client for one cluster, created on first read.
+
+    A poll cycle costs, whatever the number of triggers: one OffsetFetch per group coordinator
+    (every group at once, KIP-709), one Metadata request for every topic, and one or two
+    ListOffsets per partition leader. When a batched request fails for a reason that belongs to
+    one group or topic, the cycle falls back to one request per group or topic, so that only
+    the triggers that use it get the error.
+    """
 
     def __init__(self, connection: KafkaMetadata, timeout_s: float) -> None:
         self._connection = connection
@@ -53,12 +66,12 @@ class KafkaSource:
     def __repr__(self) -> str:
         return f"KafkaSource(bootstrap_servers={','.join(self._connection.bootstrap_servers)!r})"
 
-    def read(self, target: KafkaMetadata) -> KafkaReading:
+    def read_many(self, targets: Sequence[KafkaMetadata]) -> dict[Hashable, Result]:
         deadline = time.monotonic() + self._timeout_ms / 1000
         with self._lock:
             while True:
                 try:
-                    return self._read(self._connect(), target)
+                    return _Cycle(self._connect(), self._servers()).read(targets)
                 except kafka.errors.KafkaError as exc:
                     # Retriable errors (a coordinator still loading, a leader moving) usually
                     # clear within a few hundred milliseconds: retry inside our time budget.
@@ -67,7 +80,7 @@ class KafkaSource:
                         continue
                     if not isinstance(exc, kafka.errors.BrokerResponseError):
                         self._drop_client()  # a connection-level failure: bootstrap afresh
-                    raise _wrap(exc, target) from exc
+                    raise _wrap(exc, self._servers()) from exc
                 except OSError as exc:
                     self._drop_client()
                     raise BrokerUnavailableError(
@@ -119,67 +132,141 @@ class KafkaSource:
             config["ssl_context"] = context
         return config
 
-    def _read(self, admin: kafka.KafkaAdminClient, target: KafkaMetadata) -> KafkaReading:
-        group = target.consumer_group
-        if target.topics:
-            partitions = self._partitions_of(admin, target.topics)
-            committed = admin.list_group_offsets({group: partitions})[group]
-        else:
-            # Differs from KEDA: without a topic we read only the topics the group committed
-            # on, never every topic in the cluster; a group without commits reads nothing.
-            committed = admin.list_group_offsets({group: None}).get(group, {})
-            topics = tuple(sorted({tp.topic for tp, meta in committed.items() if meta.offset >= 0}))
-            partitions = self._partitions_of(admin, topics) if topics else []
-        partitions = [tp for tp in partitions if target.is_limited_to(tp.partition)]
-        if not partitions:
-            return KafkaReading(partitions=())
-        commits = {tp: _committed_offset(committed.get(tp)) for tp in partitions}
-        ends = admin.list_partition_offsets({tp: kafka.OffsetSpec.LATEST for tp in partitions})
-        # Log-start offsets matter only for uncommitted partitions under `earliest`.
-        need_start = [tp for tp in partitions if commits[tp] is None
-                      and target.offset_reset_policy is lag.OffsetResetPolicy.EARLIEST]
-        starts = admin.list_partition_offsets(
-            {tp: kafka.OffsetSpec.EARLIEST for tp in need_start}) if need_start else {}
-        return KafkaReading(partitions=tuple(
-            lag.PartitionOffsets(
-                topic=tp.topic,
-                partition=tp.partition,
-                log_start=starts[tp].offset if tp in starts else 0,
-                log_end=ends[tp].offset,
-                committed=commits[tp],
-            )
-            for tp in sorted(partitions)
-        ))
 
-    def _partitions_of(self, admin: kafka.KafkaAdminClient,
-                       topics: tuple[str, ...]) -> list[kafka.TopicPartition]:
-        partitions: list[kafka.TopicPartition] = []
-        for topic in admin.describe_topics(list(topics)):
+
+class _Cycle:
+    """One batched read of many targets on one admin client. Errors that belong to a group or
+    a topic are collected per group or topic and handed to exactly the targets that use it."""
+
+    def __init__(self, admin: kafka.KafkaAdminClient, servers: str) -> None:
+        self._admin = admin
+        self._where = f"Kafka at {servers}"
+        self._errors: dict[str, SourceError] = {}
+        """Keyed 'group:<name>' or 'topic:<name>'."""
+
+    def read(self, targets: Sequence[KafkaMetadata]) -> dict[Hashable, Result]:
+        commits = self._committed_offsets(sorted({t.consumer_group for t in targets}))
+        topics_of = {t.target_key(): self._topics_of(t, commits) for t in targets}
+        partitions_by_topic = self._partitions(
+            {topic for names in topics_of.values() for topic in names})
+        partitions_of = {
+            t.target_key(): [tp for topic in topics_of[t.target_key()]
+                             for tp in partitions_by_topic.get(topic, [])
+                             if t.is_limited_to(tp.partition)]
+            for t in targets}
+        ends = self._offsets({tp for parts in partitions_of.values() for tp in parts},
+                             kafka.OffsetSpec.LATEST)
+        # Log-start offsets matter only for uncommitted partitions under `earliest`.
+        need_start: set[kafka.TopicPartition] = set()
+        for target in targets:
+            if target.offset_reset_policy is lag.OffsetResetPolicy.EARLIEST:
+                group = commits.get(target.consumer_group, {})
+                need_start.update(tp for tp in partitions_of[target.target_key()]
+                                  if tp not in group)
+        starts = self._offsets(need_start, kafka.OffsetSpec.EARLIEST)
+
+        results: dict[Hashable, Result] = {}
+        for target in targets:
+            key = target.target_key()
+            error = self._first_error(
+                [f"group:{target.consumer_group}"]
+                + [f"topic:{topic}" for topic in topics_of[key]])
+            if error is not None:
+                results[key] = error
+                continue
+            group = commits[target.consumer_group]
+            results[key] = KafkaReading(partitions=tuple(
+                lag.PartitionOffsets(topic=tp.topic, partition=tp.partition,
+                                     log_start=starts.get(tp, 0), log_end=ends[tp],
+                                     committed=group.get(tp))
+                for tp in sorted(partitions_of[key])))
+        return results
+
+    def _topics_of(self, target: KafkaMetadata,
+                   commits: dict[str, dict[kafka.TopicPartition, int]]) -> tuple[str, ...]:
+        if target.topics:
+            return target.topics
+        # Differs from KEDA: without a topic we read only the topics the group committed on,
+        # never every topic in the cluster; a group without commits reads nothing.
+        return tuple(sorted({tp.topic for tp in commits.get(target.consumer_group, {})}))
+
+    def _first_error(self, subjects: list[str]) -> SourceError | None:
+        return next((self._errors[s] for s in subjects if s in self._errors), None)
+
+    def _committed_offsets(self, groups: list[str]
+                           ) -> dict[str, dict[kafka.TopicPartition, int]]:
+        """Committed offsets of every group, for every partition it committed on."""
+        def fetch(batch: list[str]) -> dict[str, dict[kafka.TopicPartition, int]]:
+            answer = self._admin.list_group_offsets(dict.fromkeys(batch))
+            return {group: {tp: int(meta.offset) for tp, meta in answer.get(group, {}).items()
+                            if meta.offset >= 0}
+                    for group in batch}
+        return self._isolated(groups, fetch, "group", "consumer group")
+
+    def _partitions(self, topics: set[str]) -> dict[str, list[kafka.TopicPartition]]:
+        if not topics:
+            return {}
+        result: dict[str, list[kafka.TopicPartition]] = {}
+        for topic in self._admin.describe_topics(sorted(topics)):
+            name = topic["name"]
             error = kafka.errors.for_code(topic["error_code"])
             if error is kafka.errors.UnknownTopicOrPartitionError:
-                raise TargetNotFoundError(
-                    f"Kafka topic {topic['name']!r} does not exist at {self._servers()}")
-            if error is not kafka.errors.NoError:
-                raise error(f"describing topic {topic['name']!r}")
-            partitions.extend(kafka.TopicPartition(topic["name"], p["partition_index"])
-                              for p in topic["partitions"])
-        return partitions
+                self._errors[f"topic:{name}"] = TargetNotFoundError(
+                    f"{self._where}: topic {name!r} does not exist")
+            elif error is not kafka.errors.NoError:
+                self._errors[f"topic:{name}"] = _wrap(
+                    error(f"describing topic {name!r}"), self._where, f"topic {name!r}")
+            else:
+                result[name] = [kafka.TopicPartition(name, p["partition_index"])
+                                for p in topic["partitions"]]
+        return result
+
+    def _offsets(self, partitions: set[kafka.TopicPartition], spec: kafka.OffsetSpec
+                 ) -> dict[kafka.TopicPartition, int]:
+        """One ListOffsets per partition leader for all `partitions`."""
+        by_topic: dict[str, list[kafka.TopicPartition]] = {}
+        for tp in partitions:
+            by_topic.setdefault(tp.topic, []).append(tp)
+
+        def fetch(topic_batch: list[str]) -> dict[str, dict[kafka.TopicPartition, int]]:
+            answer = self._admin.list_partition_offsets(
+                {tp: spec for topic in topic_batch for tp in by_topic[topic]})
+            return {topic: {tp: int(answer[tp].offset) for tp in by_topic[topic]}
+                    for topic in topic_batch}
+
+        per_topic = self._isolated(sorted(by_topic), fetch, "topic", "topic")
+        return {tp: offset for offsets in per_topic.values() for tp, offset in offsets.items()}
+
+    def _isolated(self, items: list[str], fetch: Callable[[list[str]], dict[str, _T]],
+                  kind: str, what: str) -> dict[str, _T]:
+        """fetch(items) in one request; if the broker refuses it for a reason that may belong
+        to one item, one request per item, so that the error is recorded for that item only.
+        Retriable and connection-level errors propagate: the whole cycle is retried or fails."""
+        if not items:
+            return {}
+        try:
+            return fetch(items)
+        except kafka.errors.BrokerResponseError as error:
+            if error.retriable:
+                raise
+            if len(items) == 1:
+                self._errors[f"{kind}:{items[0]}"] = _wrap(error, self._where,
+                                                           f"{what} {items[0]!r}")
+                return {}
+        result: dict[str, _T] = {}
+        for item in items:
+            result.update(self._isolated([item], fetch, kind, what))
+        return result
 
 
-def _committed_offset(meta: Any) -> int | None:
-    """kafka-python reports 'no commit' as offset -1 (or leaves the partition out)."""
-    if meta is None or meta.offset < 0:
-        return None
-    return int(meta.offset)
-
-
-def _wrap(exc: kafka.errors.KafkaError, target: KafkaMetadata) -> Exception:
-    where = f"Kafka at {','.join(target.bootstrap_servers)}"
+def _wrap(exc: kafka.errors.KafkaError, where: str, subject: str = "") -> SourceError:
+    """Our error for a kafka-python error; `where` and `subject` say what it was about."""
+    where = where if where.startswith("Kafka at") else f"Kafka at {where}"
+    about = f" ({subject})" if subject else ""
     name = type(exc).__name__
     if isinstance(exc, kafka.errors.UnknownTopicOrPartitionError):
-        return TargetNotFoundError(f"{where}: a topic of {','.join(target.topics)!r} "
-                                   f"does not exist ({name})")
+        return TargetNotFoundError(f"{where}: {subject or 'a topic'} does not exist ({name})")
     if isinstance(exc, (kafka.errors.AuthorizationError,
                         kafka.errors.SaslAuthenticationFailedError)):
-        return BrokerAuthError(f"{where}: {name}: access refused")
-    return BrokerUnavailableError(f"{where}: {name}: {exc}")
+        return BrokerAuthError(f"{where}: {name}: access refused{about}")
+    return BrokerUnavailableError(f"{where}: {name}{about}: {exc}")

@@ -10,17 +10,27 @@ from __future__ import annotations
 import contextlib
 import ssl
 import threading
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pika
 import pika.exceptions
 
 from scaler import redaction
-from scaler.errors import BrokerAuthError, BrokerUnavailableError, TargetNotFoundError
+from scaler.errors import (
+    BrokerAuthError,
+    BrokerUnavailableError,
+    SourceError,
+    TargetNotFoundError,
+)
 from scaler.sources.rabbitmq.reading import QueueStats, RabbitMQReading
 
 if TYPE_CHECKING:
     from scaler.sources.rabbitmq.metadata import RabbitMQMetadata
+
+
+class _ChannelError(BrokerUnavailableError):
+    """The broker closed our channel over one queue; the connection and other queues are fine."""
 
 
 class AmqpSource:
@@ -35,9 +45,18 @@ class AmqpSource:
     def __repr__(self) -> str:
         return f"AmqpSource(host={self._connection.display_host()!r})"
 
-    def read(self, target: RabbitMQMetadata) -> RabbitMQReading:
+    def read_many(self, targets: Sequence[RabbitMQMetadata]
+                  ) -> dict[Hashable, RabbitMQReading | SourceError]:
+        """One passive declare per queue on the shared channel. A missing queue is that
+        target's error; a connection failure fails the whole cycle."""
+        results: dict[Hashable, RabbitMQReading | SourceError] = {}
         with self._lock:
-            return self._read(target)
+            for target in targets:
+                try:
+                    results[target.target_key()] = self._read(target)
+                except (TargetNotFoundError, _ChannelError) as exc:
+                    results[target.target_key()] = exc
+        return results
 
     def close(self) -> None:
         with self._lock:
@@ -54,7 +73,7 @@ class AmqpSource:
                 raise TargetNotFoundError(
                     f"{where}: queue {target.queue_name!r} does not exist in vhost "
                     f"{target.vhost!r}") from exc
-            raise BrokerUnavailableError(
+            raise _ChannelError(
                 f"{where}: channel closed: {exc.reply_code} {self._scrub(exc.reply_text)}"
             ) from exc
         except pika.exceptions.ProbableAuthenticationError as exc:

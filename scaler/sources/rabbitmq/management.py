@@ -12,18 +12,26 @@ import base64
 import contextlib
 import http.client
 import json
+import re
 import ssl
 import threading
 import urllib.parse
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from scaler import redaction
-from scaler.errors import BrokerAuthError, BrokerUnavailableError, TargetNotFoundError
+from scaler.errors import (
+    BrokerAuthError,
+    BrokerUnavailableError,
+    SourceError,
+    TargetNotFoundError,
+)
 from scaler.sources.rabbitmq.reading import QueueStats, RabbitMQReading
 
 if TYPE_CHECKING:
     from scaler.sources.rabbitmq.metadata import RabbitMQMetadata
 
+_MAX_PAGE_SIZE = 500
 _COLUMNS = ("name,messages_ready,messages_unacknowledged,consumers,"
             "message_stats.publish_details.rate,message_stats.deliver_get_details.rate")
 # A keep-alive connection the broker closed while we were idle fails on first use.
@@ -31,7 +39,24 @@ _STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, Broke
 
 
 class _NotFoundError(Exception):
-    pass
+    """HTTP 404 from the management API."""
+
+
+class _NoStatisticsError(BrokerUnavailableError):
+    """A queue the statistics database has not sampled yet."""
+
+
+def _chunks(names: list[str], budget: int = 4000) -> list[list[str]]:
+    """Splits queue names so that each request's regex stays well inside URL limits."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for name in names:
+        if chunks[-1] and size + len(name) > budget:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(name)
+        size += len(name) + 3
+    return chunks
 
 
 class ManagementSource:
@@ -47,52 +72,94 @@ class ManagementSource:
     def __repr__(self) -> str:
         return f"ManagementSource(host={self._connection.display_host()!r})"
 
-    def read(self, target: RabbitMQMetadata) -> RabbitMQReading:
-        vhost = urllib.parse.quote(target.vhost, safe="")
+    def read_many(self, targets: Sequence[RabbitMQMetadata]
+                  ) -> dict[Hashable, RabbitMQReading | SourceError]:
+        """Queues named exactly are read with one listing per vhost (their names joined into
+        one anchored regex); each regex trigger gets its own listing. A vhost that is gone, a
+        missing queue or a queue without statistics is that trigger's error only."""
+        results: dict[Hashable, RabbitMQReading | SourceError] = {}
+        by_vhost: dict[str, list[RabbitMQMetadata]] = {}
         with self._lock:
-            try:
+            for target in targets:
                 if target.use_regex:
-                    queues = self._read_matching(target, vhost)
+                    results[target.target_key()] = self._read_regex(target)
                 else:
-                    path = (f"/api/queues/{vhost}/{urllib.parse.quote(target.queue_name, safe='')}"
-                            f"?columns={_COLUMNS}")
-                    queues = [_queue_stats(self._get(path), self._where())]
-            except _NotFoundError:
-                raise self._not_found(target, vhost) from None
-        return RabbitMQReading(vhost=target.vhost, queues=tuple(queues), via="http")
+                    by_vhost.setdefault(target.vhost, []).append(target)
+            for vhost, named in by_vhost.items():
+                results.update(self._read_named(vhost, named))
+        return results
 
     def close(self) -> None:
         with self._lock:
             self._drop_connection()
 
-    def _read_matching(self, target: RabbitMQMetadata, vhost: str) -> list[QueueStats]:
-        """Every page of the queues matching the regex (KEDA stops with an error after one)."""
-        queues: list[QueueStats] = []
+    def _read_regex(self, target: RabbitMQMetadata) -> RabbitMQReading | SourceError:
+        try:
+            queues = [_queue_stats(item, self._where())
+                      for item in self._list(target.vhost, target.queue_name,
+                                             target.effective_page_size)]
+        except _NotFoundError:
+            return self._not_found(target.vhost, None)
+        except _NoStatisticsError as exc:
+            return exc
+        if not queues:
+            return TargetNotFoundError(
+                f"{self._where()}: no queue in vhost {target.vhost!r} matches the regex "
+                f"{target.queue_name!r}")
+        return RabbitMQReading(vhost=target.vhost, queues=tuple(queues), via="http")
+
+    def _read_named(self, vhost: str, targets: list[RabbitMQMetadata]
+                    ) -> dict[Hashable, RabbitMQReading | SourceError]:
+        names = sorted({target.queue_name for target in targets})
+        found: dict[str, dict[str, Any]] = {}
+        try:
+            for chunk in _chunks(names):
+                pattern = "^(?:" + "|".join(re.escape(name) for name in chunk) + ")$"
+                for item in self._list(vhost, pattern, _MAX_PAGE_SIZE):
+                    if isinstance(item, dict) and item.get("name") in chunk:
+                        found[item["name"]] = item
+        except _NotFoundError:
+            error = self._not_found(vhost, None)
+            return {target.target_key(): error for target in targets}
+        results: dict[Hashable, RabbitMQReading | SourceError] = {}
+        for target in targets:
+            item = found.get(target.queue_name)
+            if item is None:
+                results[target.target_key()] = self._not_found(vhost, target.queue_name)
+                continue
+            try:
+                stats = _queue_stats(item, self._where())
+            except _NoStatisticsError as exc:
+                results[target.target_key()] = exc
+                continue
+            results[target.target_key()] = RabbitMQReading(vhost=vhost, queues=(stats,),
+                                                           via="http")
+        return results
+
+    def _list(self, vhost: str, name_regex: str, page_size: int) -> list[Any]:
+        """Every page of /api/queues/<vhost> whose names match (KEDA reads only the first)."""
+        items: list[Any] = []
         page, page_count = 1, 1
         while page <= page_count:
             query = urllib.parse.urlencode({
-                "page": page, "page_size": target.effective_page_size,
-                "name": target.queue_name, "use_regex": "true", "columns": _COLUMNS})
-            body = self._get(f"/api/queues/{vhost}?{query}")
+                "page": page, "page_size": page_size, "name": name_regex,
+                "use_regex": "true", "columns": _COLUMNS})
+            body = self._get(f"/api/queues/{urllib.parse.quote(vhost, safe='')}?{query}")
             if not isinstance(body, dict) or not isinstance(body.get("items"), list):
                 raise BrokerUnavailableError(f"{self._where()}: unexpected queue listing")
-            queues += [_queue_stats(item, self._where()) for item in body["items"]]
+            items += body["items"]
             page_count = int(body.get("page_count", 0))
             page += 1
-        if not queues:
-            raise TargetNotFoundError(
-                f"{self._where()}: no queue in vhost {target.vhost!r} matches the regex "
-                f"{target.queue_name!r}")
-        return queues
+        return items
 
-    def _not_found(self, target: RabbitMQMetadata, vhost: str) -> TargetNotFoundError:
+    def _not_found(self, vhost: str, queue: str | None) -> TargetNotFoundError:
+        """Whether the vhost or only the queue is missing (one extra request, on errors only)."""
         try:
-            self._get(f"/api/vhosts/{vhost}?columns=name")
+            self._get(f"/api/vhosts/{urllib.parse.quote(vhost, safe='')}?columns=name")
         except _NotFoundError:
-            return TargetNotFoundError(f"{self._where()}: vhost {target.vhost!r} does not exist")
+            return TargetNotFoundError(f"{self._where()}: vhost {vhost!r} does not exist")
         return TargetNotFoundError(
-            f"{self._where()}: queue {target.queue_name!r} does not exist in vhost "
-            f"{target.vhost!r}")
+            f"{self._where()}: queue {queue!r} does not exist in vhost {vhost!r}")
 
     def _where(self) -> str:
         return f"RabbitMQ management API at {self._connection.display_host()}"
@@ -161,7 +228,7 @@ def _queue_stats(body: Any, where: str) -> QueueStats:
     if "messages_ready" not in body or "messages_unacknowledged" not in body:
         # A queue the statistics database has not sampled yet (a few seconds after it was
         # declared): its depth is unknown, not 0.
-        raise BrokerUnavailableError(
+        raise _NoStatisticsError(
             f"{where}: no statistics yet for queue {body.get('name')!r}; retry shortly")
     stats = body.get("message_stats") or {}
     return QueueStats(

@@ -207,7 +207,7 @@ class RabbitMQMetadata:
         return AmqpSource(self, timeout_s)
 
     def decide(self, reading: base.Reading, bounds: policy.ReplicaBounds,
-               previous: base.Reading | None) -> policy.Decision:
+               stalled: frozenset[Hashable]) -> policy.Decision:
         assert isinstance(reading, RabbitMQReading)  # noqa: S101 - the poller pairs them
         facts = reading.facts(self.exclude_unacknowledged,
                               self.operation or depth.Operation.SUM)

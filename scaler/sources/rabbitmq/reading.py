@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from scaler.policy import depth
@@ -44,6 +45,9 @@ class RabbitMQReading:
         if len(per_queue) == 1:
             return per_queue[0]
         return depth.aggregate(per_queue, operation)
+
+    def progress(self) -> Mapping[Hashable, object]:
+        return {}  # queue depth needs no persistence tracking
 
     def describe(self) -> dict[str, Any]:
         return {"via": self.via, "vhost": self.vhost,
