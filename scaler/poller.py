@@ -212,6 +212,11 @@ class Poller:
                 due = [t for t in connection.targets.values()
                        if t.wanted or now - t.attempted_at >= self._interval(t)]
                 if due:
+                    # Coalesce: targets due within half an interval ride along, so targets
+                    # registered at different moments fall into step and share one read.
+                    due = [t for t in connection.targets.values()
+                           if t.wanted or now - t.attempted_at >= self._interval(t) / 2]
+                if due:
                     await self._cycle(connection, due)
                     continue
                 next_due = min(t.attempted_at + self._interval(t)

@@ -48,6 +48,8 @@ TIMEOUT=${QUEUE_SCALER_BROKER_TIMEOUT:-180}
 HOST=127.0.0.1
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
+KAFKA_PROXIED_PORT=9094  # the broker's listener behind a counting proxy
+KAFKA_PROXY_PORT=9095    # where that proxy listens (advertised for the PROXIED listener)
 RABBIT_AMQP_PORT=5672
 RABBIT_HTTP_PORT=15672
 
@@ -238,10 +240,13 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+# PROXIED advertises a port nobody listens on until a test or benchmark starts its
+# request-counting TCP proxy there (forwarding to this listener): clients that bootstrap
+# through the proxy keep talking through it, so every request they send is counted.
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,PROXIED://$HOST:$KAFKA_PROXIED_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,PROXIED://$HOST:$KAFKA_PROXY_PORT
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT
 log.dirs=$KAFKA_DATA
 
 # One broker: every internal topic must have replication factor 1.
@@ -647,7 +652,9 @@ print_env() { # print_env [kafka] [rabbitmq]
   for b in "$@"; do
     case $b in
       kafka)
-        echo "export QUEUE_SCALER_TEST_KAFKA=$HOST:$KAFKA_PORT" ;;
+        echo "export QUEUE_SCALER_TEST_KAFKA=$HOST:$KAFKA_PORT"
+        echo "export QUEUE_SCALER_TEST_KAFKA_PROXIED_LISTENER=$HOST:$KAFKA_PROXIED_PORT"
+        echo "export QUEUE_SCALER_TEST_KAFKA_PROXY_ADDRESS=$HOST:$KAFKA_PROXY_PORT" ;;
       rabbitmq)
         echo "export QUEUE_SCALER_TEST_RABBITMQ_AMQP=amqp://guest:guest@$HOST:$RABBIT_AMQP_PORT/"
         echo "export QUEUE_SCALER_TEST_RABBITMQ_HTTP=http://guest:guest@$HOST:$RABBIT_HTTP_PORT/" ;;

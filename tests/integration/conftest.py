@@ -12,7 +12,9 @@ from scaler.decisions import DecisionLog
 from scaler.metrics import ScalerMetrics
 from scaler.poller import Poller, PollerSettings
 from scaler.service import Evaluation, ExternalScalerService
+from tests.conftest import broker_address
 from tests.integration.brokers import KafkaHelper, RabbitMQHelper
+from tests.integration.kafka_proxy import CountingKafkaProxy
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -55,3 +57,11 @@ async def evaluate() -> AsyncIterator[Callable[..., Awaitable[Evaluation]]]:
 
     yield run
     poller.close()
+
+
+@pytest.fixture
+def kafka_proxy() -> Iterator[CountingKafkaProxy]:
+    """A request-counting proxy: point bootstrapServers at `.address`."""
+    with CountingKafkaProxy(broker_address("QUEUE_SCALER_TEST_KAFKA_PROXY_ADDRESS"),
+                            broker_address("QUEUE_SCALER_TEST_KAFKA_PROXIED_LISTENER")) as proxy:
+        yield proxy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -68,3 +69,32 @@ async def test_health_and_readiness(scaler: app.App) -> None:
     assert get(scaler, "/readyz") == (200, "ready\n")
     await scaler.begin_shutdown()
     assert get(scaler, "/readyz")[0] == 503
+
+
+async def test_scaledobjects_explain_each_decision_and_error_without_secrets(
+        scaler: app.App, stub: pb_grpc.ExternalScalerStub, rabbitmq_helper: RabbitMQHelper,
+        unique_name: Callable[[str], str]) -> None:
+    queue = rabbitmq_helper.declare(unique_name("jobs"))
+    rabbitmq_helper.publish(queue, 45)
+    good = pb.ScaledObjectRef(name="mailer", namespace="shop", scalerMetadata={
+        "source": "rabbitmq", "host": rabbitmq_helper.amqp_url, "queueName": queue})
+    await stub.IsActive(good)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.IsActive(pb.ScaledObjectRef(name="broken", namespace="shop", scalerMetadata={
+            "source": "rabbitmq", "host": "amqp://guest:Sup3rSecret@127.0.0.1:1/",
+            "queueName": queue}))
+
+    status, text = get(scaler, "/scaledobjects/shop/mailer")
+    all_status, all_text = get(scaler, "/scaledobjects")
+    missing_status, _ = get(scaler, "/scaledobjects/shop/nobody")
+
+    assert (status, all_status, missing_status) == (200, 200, 404)
+    [mailer] = json.loads(text)["triggers"]
+    assert mailer["metricName"] == f"rabbitmq-{queue}"
+    assert mailer["metricValue"] == 45
+    assert mailer["desiredReplicas"] == 3
+    assert mailer["reading"]["queues"][0]["ready"] == 45
+    assert any("ready only" in reason for reason in mailer["reasons"])
+    broken = [e for e in json.loads(all_text)["scaledObjects"] if e["name"] == "broken"]
+    assert broken[0]["code"] == "UNAVAILABLE"
+    assert "Sup3rSecret" not in all_text
