@@ -65,10 +65,11 @@ def poller_settings(settings: Settings) -> PollerSettings:
 async def start(settings: Settings) -> App:
     registry = prometheus_client.CollectorRegistry()
     metrics = ScalerMetrics(registry)
-    poller = Poller(poller_settings(settings), on_read=metrics.record_read)
+    poller = Poller(poller_settings(settings), on_read=metrics.record_read,
+                    on_cycle=metrics.record_cycle)
     decisions = DecisionLog(
         settings.idle_after_s, time.monotonic,
-        on_forget=lambda key, old: metrics.forget(key[0], key[1], old.get("source", "")))
+        on_forget=lambda key, old: metrics.forget(key[0], key[1], old.source_name))
     service = ExternalScalerService(poller, metrics, decisions)
     grpc_server, health_servicer, grpc_port = server.create_server(
         settings.grpc_address, service)

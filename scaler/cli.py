@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -129,5 +130,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScalerError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(evaluation.describe(), indent=2))
+    print(json.dumps({"metricName": evaluation.trigger.source.metric_name(),
+                      **evaluation.describe(time.monotonic())}, indent=2))
     return 0

@@ -34,10 +34,19 @@ class ScalerMetrics:
             "queue_scaler_data_age_seconds", "Age of the broker reading behind the last answer.",
             _PER_OBJECT, registry=registry)
         self.source_reads = Counter(
-            "queue_scaler_source_reads_total", "Broker reads by source and outcome.",
+            "queue_scaler_source_reads_total", "Target reads by source and outcome.",
             ("source", "outcome"), registry=registry)
+        self.poll_cycles = Counter(
+            "queue_scaler_poll_cycles_total",
+            "Batched reads: one per broker connection per poll cycle.", ("source",),
+            registry=registry)
+        self.poll_cycle_targets = Counter(
+            "queue_scaler_poll_cycle_targets_total",
+            "Targets read by poll cycles (divide by cycles for the batch size).", ("source",),
+            registry=registry)
         self.source_read_duration = Histogram(
-            "queue_scaler_source_read_duration_seconds", "Duration of one broker read.",
+            "queue_scaler_source_read_duration_seconds",
+            "Duration of one batched read (one poll cycle of one connection).",
             ("source",), registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.rpc_requests = Counter(
@@ -48,8 +57,12 @@ class ScalerMetrics:
             ("method",), registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
-    def record_read(self, source: str, outcome: str, seconds: float) -> None:
+    def record_read(self, source: str, outcome: str) -> None:
         self.source_reads.labels(source, outcome).inc()
+
+    def record_cycle(self, source: str, targets: int, seconds: float) -> None:
+        self.poll_cycles.labels(source).inc()
+        self.poll_cycle_targets.labels(source).inc(targets)
         self.source_read_duration.labels(source).observe(seconds)
 
     def record_rpc(self, method: str, code: str, seconds: float) -> None:
@@ -57,14 +70,15 @@ class ScalerMetrics:
         self.rpc_duration.labels(method).observe(seconds)
 
     def record_decision(self, namespace: str, name: str, source: str, *, metric_value: float,
-                        backlog: float, is_active: bool, desired_replicas: int,
-                        data_age_s: float) -> None:
+                        backlog: float, is_active: bool, desired_replicas: int) -> None:
         labels = (namespace, name, source)
         self.metric_value.labels(*labels).set(metric_value)
         self.backlog.labels(*labels).set(backlog)
         self.active.labels(*labels).set(1 if is_active else 0)
         self.desired_replicas.labels(*labels).set(desired_replicas)
-        self.data_age.labels(*labels).set(data_age_s)
+
+    def record_data_age(self, namespace: str, name: str, source: str, seconds: float) -> None:
+        self.data_age.labels(namespace, name, source).set(seconds)
 
     def forget(self, namespace: str, name: str, source: str) -> None:
         """Drops a ScaledObject's series once KEDA stops asking about it."""

@@ -88,11 +88,13 @@ class Poller:
         *,
         clock: Callable[[], float] = time.monotonic,
         max_threads: int = 32,
-        on_read: Callable[[str, str, float], None] = lambda source, outcome, seconds: None,
+        on_read: Callable[[str, str], None] = lambda source, outcome: None,
+        on_cycle: Callable[[str, int, float], None] = lambda source, targets, seconds: None,
     ) -> None:
         self.settings = settings
         self._clock = clock
         self._on_read = on_read
+        self._on_cycle = on_cycle
         self._connections: dict[Hashable, _Connection] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_threads, thread_name_prefix="broker-read")
@@ -258,10 +260,11 @@ class Poller:
                 log.exception("reading %s failed unexpectedly", source_name)
                 failure = exc
         now = self._clock()
+        self._on_cycle(source_name, len(due), now - started)
         for target in due:
             result = failure or results.get(target.trigger.target_key()) or (
                 BrokerUnavailableError(f"{source_name}: the read returned nothing for a target"))
-            self._on_read(source_name, _outcome(result), now - started)
+            self._on_read(source_name, _outcome(result))
             target.attempted_at = now
             if isinstance(result, Exception):
                 target.error = result

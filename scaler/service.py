@@ -54,17 +54,19 @@ def status_for(error: Exception) -> grpc.StatusCode:
 class Evaluation:
     trigger: sources.Trigger
     snapshot: Snapshot
-    data_age_s: float
     decision: policy.Decision
 
-    def describe(self) -> dict[str, Any]:
+    @property
+    def source_name(self) -> str:
+        return self.trigger.common.source
+
+    def describe(self, now: float) -> dict[str, Any]:
         """The decision and its inputs as JSON-ready data; secrets never appear."""
         decision = self.decision
         described: dict[str, Any] = {
-            "source": self.trigger.common.source,
-            "metricName": self.trigger.source.metric_name(),
+            "source": self.source_name,
             "reading": self.snapshot.reading.describe(),
-            "dataAgeSeconds": round(self.data_age_s, 3),
+            "dataAgeSeconds": round(max(0.0, now - self.snapshot.read_at), 3),
             "metricValue": decision.metric_value,
             "targetPerReplica": decision.target,
             "isActive": decision.is_active,
@@ -74,6 +76,18 @@ class Evaluation:
         if self.snapshot.last_error is not None:
             described["lastError"] = str(self.snapshot.last_error)
         return described
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """A trigger whose newest answer was an error."""
+
+    source_name: str
+    error: Exception
+
+    def describe(self, now: float) -> dict[str, Any]:
+        return {"source": self.source_name, "error": str(self.error),
+                "code": status_for(self.error).name}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -105,25 +119,30 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
 
     def _decide(self, namespace: str, name: str, trigger: sources.Trigger,
                 snapshot: Snapshot) -> Evaluation:
-        decision = trigger.source.decide(snapshot.reading, trigger.common.bounds(),
-                                         snapshot.stalled)
-        evaluation = Evaluation(trigger, snapshot, self._poller.age_of(snapshot), decision)
-        self._metrics.record_decision(
-            namespace, name, trigger.common.source,
-            metric_value=decision.metric_value, backlog=decision.backlog,
-            is_active=decision.is_active, desired_replicas=decision.desired_replicas,
-            data_age_s=evaluation.data_age_s)
-        self._decisions.record((namespace, name, trigger.source.metric_name()),
-                               evaluation.describe())
+        """Decides once per snapshot: KEDA's GetMetricSpec, GetMetrics and IsActive (and the
+        HPA's GetMetrics) on one snapshot share the decision."""
+        key = (namespace, name, trigger.source.metric_name())
+        cached = self._decisions.latest(key)
+        if (isinstance(cached, Evaluation) and cached.snapshot is snapshot
+                and cached.trigger == trigger):
+            evaluation = cached
+        else:
+            decision = trigger.source.decide(snapshot.reading, trigger.common.bounds(),
+                                             snapshot.stalled)
+            evaluation = Evaluation(trigger, snapshot, decision)
+            self._metrics.record_decision(
+                namespace, name, trigger.common.source,
+                metric_value=decision.metric_value, backlog=decision.backlog,
+                is_active=decision.is_active, desired_replicas=decision.desired_replicas)
+        self._metrics.record_data_age(namespace, name, trigger.common.source,
+                                      self._poller.age_of(snapshot))
+        self._decisions.record(key, evaluation)
         return evaluation
 
     def _record_error(self, namespace: str, name: str, trigger: sources.Trigger,
                       error: Exception) -> None:
-        self._decisions.record((namespace, name, trigger.source.metric_name()), {
-            "source": trigger.common.source,
-            "error": str(error),
-            "code": status_for(error).name,
-        })
+        self._decisions.record((namespace, name, trigger.source.metric_name()),
+                               Failure(trigger.common.source, error))
 
     async def IsActive(self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
                        ) -> pb.IsActiveResponse:

@@ -40,7 +40,7 @@ class KafkaReading:
         return {(p.topic, p.partition): p.committed for p in self.partitions}
 
     def describe(self) -> dict[str, Any]:
-        return {"partitions": [dataclasses.asdict(p) for p in self.partitions]}
+        return {"partitions": [p._asdict() for p in self.partitions]}
 
 
 Result = KafkaReading | SourceError
@@ -176,10 +176,9 @@ class _Cycle:
                 continue
             group = commits[target.consumer_group]
             results[key] = KafkaReading(partitions=tuple(
-                lag.PartitionOffsets(topic=tp.topic, partition=tp.partition,
-                                     log_start=starts.get(tp, 0), log_end=ends[tp],
-                                     committed=group.get(tp))
-                for tp in sorted(partitions_of[key])))
+                lag.PartitionOffsets(tp.topic, tp.partition, starts.get(tp, 0), ends[tp],
+                                     group.get(tp))
+                for tp in partitions_of[key]))
         return results
 
     def _topics_of(self, target: KafkaMetadata,
@@ -217,8 +216,8 @@ class _Cycle:
                 self._errors[f"topic:{name}"] = _wrap(
                     error(f"describing topic {name!r}"), self._where, f"topic {name!r}")
             else:
-                result[name] = [kafka.TopicPartition(name, p["partition_index"])
-                                for p in topic["partitions"]]
+                result[name] = [kafka.TopicPartition(name, index) for index in
+                                sorted(p["partition_index"] for p in topic["partitions"])]
         return result
 
     def _offsets(self, partitions: set[kafka.TopicPartition], spec: kafka.OffsetSpec
