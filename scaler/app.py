@@ -6,8 +6,10 @@ import asyncio
 import dataclasses
 import logging
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import prometheus_client
@@ -54,6 +56,16 @@ class App:
         self.http.stop()
 
 
+def _tls_files(settings: Settings) -> server.TlsFiles | None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    client_ca = None
+    if settings.tls_client_ca_file is not None:
+        client_ca = Path(settings.tls_client_ca_file).read_bytes()
+    return server.TlsFiles(Path(settings.tls_cert_file).read_bytes(),
+                           Path(settings.tls_key_file).read_bytes(), client_ca)
+
+
 def poller_settings(settings: Settings) -> PollerSettings:
     return PollerSettings(
         broker_timeout_s=settings.broker_timeout_s, poll_interval_s=settings.poll_interval_s,
@@ -72,7 +84,7 @@ async def start(settings: Settings) -> App:
         on_forget=lambda key, old: metrics.forget(key[0], key[1], old.source_name))
     service = ExternalScalerService(poller, metrics, decisions)
     grpc_server, health_servicer, grpc_port = server.create_server(
-        settings.grpc_address, service)
+        settings.grpc_address, service, _tls_files(settings))
     ready = threading.Event()
     http = HttpEndpoints(
         settings.http_address,
@@ -102,6 +114,9 @@ async def serve(settings: Settings) -> None:
 
 
 def run(settings: Settings) -> None:
+    # Poll cycles decode broker answers in a worker thread; a short GIL switch interval (the
+    # default is 5 ms) lets the event loop answer RPCs in between instead of after them.
+    sys.setswitchinterval(0.001)
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The client libraries log every failed connect at ERROR; the same failure reaches KEDA

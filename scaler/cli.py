@@ -36,6 +36,16 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
+def _readable_file(value: str) -> str:
+    try:
+        with open(value, "rb"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"must be a readable file, got {value!r} ({exc.strerror})"
+                                         ) from None
+    return value
+
+
 def _log_level(value: str) -> str:
     levels = ("DEBUG", "INFO", "WARNING", "ERROR")
     if value.upper() not in levels:
@@ -62,6 +72,11 @@ _SETTING_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ("shutdown_grace_s", "--shutdown-grace", _positive_seconds,
      "seconds in-flight RPCs get after SIGTERM"),
     ("log_level", "--log-level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
+    ("tls_cert_file", "--tls-cert", _readable_file,
+     "PEM certificate for TLS on the gRPC port (with --tls-key)"),
+    ("tls_key_file", "--tls-key", _readable_file, "PEM private key of --tls-cert"),
+    ("tls_client_ca_file", "--tls-client-ca", _readable_file,
+     "PEM CA that client certificates must chain to: requires them (mTLS)"),
 )
 
 
@@ -112,6 +127,12 @@ def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Sett
                 values[attribute] = convert(os.environ[env])
             except argparse.ArgumentTypeError as exc:
                 parser.error(f"{env} (the environment twin of {flag}): {exc}")
+    tls = [values.get(key) for key in ("tls_cert_file", "tls_key_file")]
+    if any(tls) and not all(tls):
+        parser.error("--tls-cert and --tls-key (QUEUE_SCALER_TLS_CERT, QUEUE_SCALER_TLS_KEY) "
+                     "go together")
+    if values.get("tls_client_ca_file") and not all(tls):
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
     return Settings(**values)
 
 

@@ -36,6 +36,8 @@ from scaler.sources import base
 
 log = logging.getLogger(__name__)
 
+_TARGETS_PER_SLICE = 50
+
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
@@ -261,7 +263,9 @@ class Poller:
                 failure = exc
         now = self._clock()
         self._on_cycle(source_name, len(due), now - started)
-        for target in due:
+        for index, target in enumerate(due):
+            if index and not index % _TARGETS_PER_SLICE:
+                await asyncio.sleep(0)  # let waiting RPCs run between slices of a big cycle
             result = failure or results.get(target.trigger.target_key()) or (
                 BrokerUnavailableError(f"{source_name}: the read returned nothing for a target"))
             self._on_read(source_name, _outcome(result))

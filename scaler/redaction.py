@@ -11,8 +11,11 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 _MASK = "***"
-# scheme://userinfo@ inside arbitrary text; userinfo stops at the first '@' after the scheme.
-_USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^@\s/]+)@")
+# scheme://userinfo@ inside arbitrary text. Both parts are bounded so that the scan stays
+# linear on huge inputs (an unbounded `[A-Za-z0-9+.-]*` took 10 s on 100 kB of letters, found by
+# the fuzz test).
+_USERINFO_IN_TEXT = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,31}://)(?P<userinfo>[^@\s/]{1,512})@")
 
 
 def redact_url(url: str) -> str:

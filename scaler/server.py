@@ -1,6 +1,9 @@
-"""Builds the gRPC server: ExternalScaler, grpc.health.v1 and reflection on one port."""
+"""Builds the gRPC server: ExternalScaler, grpc.health.v1 and reflection on one port, plain or
+TLS (optionally requiring client certificates)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -11,19 +14,42 @@ from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.service import ExternalScalerService
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["ExternalScaler"].full_name
+# A ScaledObject's metadata is a few kilobytes; anything near 1 MiB is not KEDA. KEDA keeps
+# one StreamIsActive per external-push ScaledObject open on one connection, so the stream
+# bound per connection is generous, but a bound.
+_LIMITS = (
+    ("grpc.max_receive_message_length", 1024 * 1024),
+    ("grpc.max_concurrent_streams", 10_000),
+)
 
 
-def create_server(address: str, service: ExternalScalerService
+@dataclasses.dataclass(frozen=True)
+class TlsFiles:
+    """PEM contents for the gRPC port: certificate chain and key, and the CA that client
+    certificates must chain to (mTLS) or None."""
+
+    certificate_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+
+def create_server(address: str, service: ExternalScalerService, tls: TlsFiles | None = None,
                   ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """Returns the (not yet started) server, its health servicer and the bound port, so that
     tests can bind port 0."""
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=_LIMITS)
     pb_grpc.add_ExternalScalerServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(address)
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        credentials = grpc.ssl_server_credentials(
+            [(tls.private_key, tls.certificate_chain)], root_certificates=tls.client_ca,
+            require_client_auth=tls.client_ca is not None)
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"could not bind the gRPC address {address}")
     return server, health_servicer, port

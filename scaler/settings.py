@@ -31,6 +31,13 @@ class Settings:
     persistent_lag_after_s: float = 30.0
     """Seconds a Kafka partition's committed offset must stand still (with lag) before
     excludePersistentLag treats its lag as persistent; KEDA's default polling interval."""
+    tls_cert_file: str | None = None
+    """PEM certificate (chain) the gRPC port serves TLS with; needs tls_key_file."""
+    tls_key_file: str | None = None
+    """PEM private key of tls_cert_file."""
+    tls_client_ca_file: str | None = None
+    """PEM CA bundle: when set, clients must present a certificate it signed (mTLS), as KEDA
+    does with a TriggerAuthentication's tlsClientCert/tlsClientKey."""
     shutdown_grace_s: float = 10.0
     """Seconds in-flight RPCs get to finish after SIGTERM."""
     log_level: str = "INFO"

@@ -20,6 +20,7 @@
 #   scripts/brokers.sh up [kafka|rabbitmq]      # just one (restarts a killed one)
 #   scripts/brokers.sh down [kafka|rabbitmq]    # stop (both by default)
 #   scripts/brokers.sh restart [kafka|rabbitmq]
+#   scripts/brokers.sh kill [kafka|rabbitmq]       # SIGKILL (fault tests); `up` brings it back
 #   scripts/brokers.sh status [kafka|rabbitmq]  # exit 1 if any is not answering
 #   scripts/brokers.sh env                      # print the exports, start nothing
 #   scripts/brokers.sh logs [kafka|rabbitmq]    # tail of the broker logs
@@ -728,6 +729,27 @@ cmd_logs() {
   done
 }
 
+# SIGKILL, for fault-injection tests: no controlled shutdown, no flush; `up` restarts it.
+cmd_kill() {
+  local b pid
+  for b in "$@"; do
+    case $b in
+      kafka)
+        if pid=$(kafka_pid); then
+          log "killing Kafka (SIGKILL, pid $pid)"
+          kill -KILL "$pid"
+          while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+        fi ;;
+      rabbitmq)
+        if [[ -s $RABBIT_PIDFILE ]] && pid=$(cat "$RABBIT_PIDFILE") && kill -0 "$pid" 2>/dev/null; then
+          log "killing RabbitMQ (SIGKILL, pid $pid)"
+          kill -KILL "$pid"
+          while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+        fi ;;
+    esac
+  done
+}
+
 main() {
   local cmd=${1:-}
   [[ $# -gt 0 ]] && shift
@@ -741,6 +763,7 @@ main() {
     up) cmd_up "${brokers[@]}" ;;
     down | stop) cmd_down "${brokers[@]}" ;;
     restart) cmd_down "${brokers[@]}"; cmd_up "${brokers[@]}" ;;
+    kill) cmd_kill "${brokers[@]}" ;;
     status) cmd_status "${brokers[@]}" ;;
     env) print_env kafka rabbitmq ;;
     logs) cmd_logs "${brokers[@]}" ;;

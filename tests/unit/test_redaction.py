@@ -22,3 +22,11 @@ def test_redact_text_masks_urls_inside_messages_and_listed_secrets() -> None:
     masked = redaction.redact_text(text, ("t0p",))
     assert "t0p" not in masked
     assert "amqp://app:***@rabbit:5672/" in masked
+
+
+def test_redaction_stays_linear_on_huge_text() -> None:
+    # 10 s with the first, unbounded pattern; the fuzz test found it through metadata errors.
+    huge = "x" * 200_000 + "amqp://u:secret@h/" + "a://" * 50_000
+    masked = redaction.redact_text(huge)
+    assert "secret" not in masked
+    assert len(masked) == len(huge) - len("secret") + len("***")

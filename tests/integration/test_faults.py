@@ -1,0 +1,160 @@
+"""Faults against the real brokers: a killed and restarted Kafka, a listener that never
+answers, a topic deleted under one ScaledObject. Throughout, an answer is the last good value
+(within the staleness bound) or an error: never 0, never inactive."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+
+from scaler import app
+from scaler._proto import externalscaler_pb2 as pb
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.settings import Settings
+from tests.integration.brokers import KafkaHelper
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+Names = Callable[[str], str]
+
+
+def brokers(command: str, broker: str) -> str:
+    done = subprocess.run([REPO / "scripts" / "brokers.sh", command, broker],  # noqa: S603
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, f"scripts/brokers.sh {command} {broker}: {done.stderr[-2000:]}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture
+def scaler_settings() -> Settings:
+    return Settings(grpc_address="127.0.0.1:0", http_address="127.0.0.1:0",
+                    poll_interval_s=0.5, max_data_age_s=1.0, stale_after_s=60.0,
+                    broker_timeout_s=2.0, shutdown_grace_s=1.0)
+
+
+def ref(name: str, **metadata: str) -> pb.ScaledObjectRef:
+    return pb.ScaledObjectRef(name=name, namespace="faults", scalerMetadata=metadata)
+
+
+async def value_or_code(stub: pb_grpc.ExternalScalerStub, so_ref: pb.ScaledObjectRef,
+                        metric: str) -> float | grpc.StatusCode:
+    try:
+        reply = await stub.GetMetrics(
+            pb.GetMetricsRequest(scaledObjectRef=so_ref, metricName=metric), timeout=3)
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return reply.metricValues[0].metricValueFloat
+
+
+async def active_or_code(stub: pb_grpc.ExternalScalerStub, so_ref: pb.ScaledObjectRef
+                         ) -> bool | grpc.StatusCode:
+    try:
+        return (await stub.IsActive(so_ref, timeout=3)).result
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+
+
+@pytest.fixture
+def kafka_restored() -> Iterator[None]:
+    """Whatever a test does to Kafka, it is up again afterwards."""
+    status = brokers("status", "kafka")
+    assert "not ours" not in status, (
+        "fault tests kill and restart the brokers that scripts/brokers.sh started: " + status)
+    yield
+    brokers("up", "kafka")
+
+
+async def test_killed_kafka_never_reads_as_zero_and_recovers(
+        scaler: app.App, stub: pb_grpc.ExternalScalerStub, kafka_helper: KafkaHelper,
+        kafka_restored: None, unique_name: Names) -> None:
+    topic = kafka_helper.create_topic(unique_name("t"))
+    group = unique_name("g")
+    kafka_helper.commit(group, topic, {0: 0, 1: 0, 2: 0})
+    kafka_helper.produce_round_robin(topic, [1, 1, 1])
+    so_ref = ref("orders", source="kafka", bootstrapServers=kafka_helper.bootstrap,
+                 consumerGroup=group, topic=topic)
+    metric = f"kafka-{topic}"
+    assert await value_or_code(stub, so_ref, metric) == 3
+
+    await asyncio.to_thread(brokers, "kill", "kafka")
+    during = []
+    for _ in range(20):  # about 5 s of outage, polled the way KEDA and the HPA would
+        during.append(await value_or_code(stub, so_ref, metric))
+        during.append(await active_or_code(stub, so_ref))
+        await asyncio.sleep(0.25)
+    await asyncio.to_thread(brokers, "up", "kafka")
+    kafka_helper.produce(topic, 2, partition=0)
+    deadline = time.monotonic() + 60
+    after = await value_or_code(stub, so_ref, metric)
+    while after != 5 and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        after = await value_or_code(stub, so_ref, metric)
+
+    assert set(during) <= {3.0, True, grpc.StatusCode.UNAVAILABLE}, during
+    assert 0 not in during
+    assert False not in during
+    assert after == 5
+
+
+async def test_black_hole_broker_is_bounded_and_does_not_slow_others(
+        scaler: app.App, stub: pb_grpc.ExternalScalerStub, kafka_helper: KafkaHelper,
+        unique_name: Names) -> None:
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(100)  # the kernel accepts connections; nobody ever reads or answers
+    try:
+        hole_address = f"127.0.0.1:{hole.getsockname()[1]}"
+        topic = kafka_helper.create_topic(unique_name("t"))
+        healthy = ref("healthy", source="kafka", bootstrapServers=kafka_helper.bootstrap,
+                      consumerGroup=unique_name("g"), topic=topic)
+        assert await active_or_code(stub, healthy) is True  # latest, no commits: 1 each
+
+        stuck = [ref(f"stuck-{kind}", **metadata) for kind, metadata in (
+            ("kafka", {"source": "kafka", "bootstrapServers": hole_address,
+                       "consumerGroup": "g", "topic": "t"}),
+            ("amqp", {"source": "rabbitmq", "host": f"amqp://u:p@{hole_address}/",
+                      "queueName": "q"}),
+            ("http", {"source": "rabbitmq", "host": f"http://u:p@{hole_address}/",
+                      "queueName": "q"}))]
+        stuck_calls = [asyncio.ensure_future(active_or_code(stub, so_ref)) for so_ref in stuck]
+        await asyncio.sleep(0.5)  # the stuck reads are now in flight
+        healthy_answers = [await active_or_code(stub, healthy) for _ in range(10)]
+        stuck_answers = await asyncio.gather(*stuck_calls)
+    finally:
+        hole.close()
+
+    # Within the 3 s RPC deadline (KEDA's budget) the stuck ones say UNAVAILABLE, not
+    # DEADLINE_EXCEEDED, and the healthy one kept answering meanwhile.
+    assert stuck_answers == [grpc.StatusCode.UNAVAILABLE] * 3
+    assert healthy_answers == [True] * 10
+
+
+async def test_deleted_topic_fails_only_its_scaled_object(
+        scaler: app.App, stub: pb_grpc.ExternalScalerStub, kafka_helper: KafkaHelper,
+        unique_name: Names) -> None:
+    kept, doomed = (kafka_helper.create_topic(unique_name(n)) for n in ("kept", "doomed"))
+    group = unique_name("g")
+    for topic in (kept, doomed):
+        kafka_helper.commit(group, topic, {0: 0, 1: 0, 2: 0})
+    refs = {topic: ref(topic, source="kafka", bootstrapServers=kafka_helper.bootstrap,
+                       consumerGroup=group, topic=topic, allowIdleConsumers="true")
+            for topic in (kept, doomed)}
+    assert await value_or_code(stub, refs[doomed], f"kafka-{doomed}") == 0
+
+    kafka_helper.admin.delete_topics([doomed])
+    kafka_helper.produce(kept, 4)
+    deadline = time.monotonic() + 30
+    answers: tuple[object, object] = (None, None)
+    while time.monotonic() < deadline:
+        answers = (await value_or_code(stub, refs[kept], f"kafka-{kept}"),
+                   await value_or_code(stub, refs[doomed], f"kafka-{doomed}"))
+        if answers == (4.0, grpc.StatusCode.NOT_FOUND):
+            break
+        await asyncio.sleep(0.25)
+    assert answers == (4.0, grpc.StatusCode.NOT_FOUND)
