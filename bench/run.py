@@ -216,6 +216,7 @@ async def activation_trials(port: int, trials: int, metadata: dict[str, str],
                             make_work: object, clear_work: object) -> list[float]:
     """Seconds from the first message to `true` on an open StreamIsActive, per trial."""
     so_ref = pb.ScaledObjectRef(name="wake", namespace="bench", scalerMetadata=metadata)
+    rng = random.Random(11)
     results = []
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.ExternalScalerStub(channel)
@@ -224,7 +225,9 @@ async def activation_trials(port: int, trials: int, metadata: dict[str, str],
             while (await stub.IsActive(so_ref)).result:  # noqa: ASYNC110 - remote state
                 await asyncio.sleep(0.2)
             stream = stub.StreamIsActive(so_ref)
-            await asyncio.sleep(1.5)  # let the stream settle on "inactive"
+            # Let the stream settle on "inactive", then produce at a random phase of the
+            # scaler's 1 s read cycle, as real traffic would.
+            await asyncio.sleep(1.0 + rng.random())
             started = time.perf_counter()
             make_work()  # type: ignore[operator]
             reply = await asyncio.wait_for(stream.read(), timeout=30)
