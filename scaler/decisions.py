@@ -47,14 +47,25 @@ class DecisionLog:
         return None if entry is None else entry[1]
 
     def all(self) -> list[dict[str, Any]]:
+        """Every trigger's decision without the broker facts (those can be 100,000s of
+        partitions); `of()` has them."""
         with self._lock:
             entries = sorted(self._entries.items())
         now = self._clock()
-        return [self._shape(key, item.describe(now)) for key, (_, item) in entries]
+        summaries = []
+        for key, (_, item) in entries:
+            explanation = item.describe(now)
+            explanation.pop("reading", None)
+            summaries.append(self._shape(key, explanation))
+        return summaries
 
     def of(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        return [entry for entry in self.all()
-                if (entry["namespace"], entry["name"]) == (namespace, name)]
+        """One ScaledObject's triggers, with the broker facts each decision was made from."""
+        with self._lock:
+            entries = sorted((key, item) for key, (_, item) in self._entries.items()
+                             if key[:2] == (namespace, name))
+        now = self._clock()
+        return [self._shape(key, item.describe(now)) for key, item in entries]
 
     def _sweep(self, now: float) -> None:
         self._swept_at = now

@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
+from typing import Any
 
 from scaler.errors import (
     BrokerAuthError,
@@ -249,6 +250,9 @@ class Poller:
             loop = asyncio.get_running_loop()
             connection.reading = loop.run_in_executor(
                 self._executor, connection.source.read_many, triggers)
+            # A read that outlives its timeout still ends; nobody awaits it then, so take its
+            # outcome here (asyncio would log an unretrieved exception with a traceback).
+            connection.reading.add_done_callback(_consume_outcome)
             try:
                 async with asyncio.timeout(self.settings.broker_timeout_s):
                     results = await asyncio.shield(connection.reading)
@@ -293,6 +297,11 @@ class Poller:
                 tracked[marker] = (value, now)
         target.progress = tracked
         return frozenset(stalled)
+
+
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _outcome(result: object) -> str:

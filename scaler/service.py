@@ -95,9 +95,17 @@ def _parse_cached(items: tuple[tuple[str, str], ...]) -> sources.Trigger:
     return sources.parse_trigger(dict(items))
 
 
+_MAX_CACHED_METADATA_CHARS = 16 * 1024
+
+
 def parse(metadata: Mapping[str, str]) -> sources.Trigger:
-    """Parses a ScaledObject's metadata, cached by its content (KEDA resends it every call)."""
-    return _parse_cached(tuple(sorted(metadata.items())))
+    """Parses a ScaledObject's metadata, cached by its content (KEDA resends it every call).
+    Real metadata is a few hundred characters; anything huge is parsed but not kept, so 4,096
+    cache entries cannot grow to gigabytes."""
+    items = tuple(sorted(metadata.items()))
+    if sum(len(key) + len(value) for key, value in items) > _MAX_CACHED_METADATA_CHARS:
+        return sources.parse_trigger(metadata)
+    return _parse_cached(items)
 
 
 class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[misc]

@@ -37,7 +37,9 @@ class KafkaHelper:
         self.producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
 
     def create_topic(self, name: str, partitions: int = 3) -> str:
-        self.admin.create_topics([NewTopic(name, partitions, 1)])
+        wait_until(lambda: self.try_call(
+            self.admin.create_topics, [NewTopic(name, partitions, 1)]) is not None,
+            f"creating topic {name}")
         self.admin.wait_for_topics([name])
         return name
 
@@ -57,13 +59,14 @@ class KafkaHelper:
                    for partition, offset in offsets.items()}
         # On a just-started cluster the group coordinator (the __consumer_offsets topic) takes
         # a moment to exist; that is a retriable error, as a real consumer would treat it.
-        errors = wait_until(lambda: self._try(self.admin.alter_group_offsets, group, request),
+        errors = wait_until(lambda: self.try_call(self.admin.alter_group_offsets, group, request),
                             "the group coordinator to accept a commit")
         failed = {tp: error for tp, error in errors.items() if error is not kafka.errors.NoError}
         assert not failed, f"commit failed: {failed}"
 
     @staticmethod
-    def _try(call: Callable[..., Any], *args: Any) -> Any:
+    def try_call(call: Callable[..., Any], *args: Any) -> Any:
+        """call(*args), or None when Kafka answers with a retriable error (try again)."""
         try:
             return call(*args)
         except kafka.errors.KafkaError as error:

@@ -18,7 +18,7 @@ from scaler import app
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
-from tests.integration.brokers import KafkaHelper
+from tests.integration.brokers import KafkaHelper, wait_until
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 Names = Callable[[str], str]
@@ -61,13 +61,16 @@ async def active_or_code(stub: pb_grpc.ExternalScalerStub, so_ref: pb.ScaledObje
 
 
 @pytest.fixture
-def kafka_restored() -> Iterator[None]:
-    """Whatever a test does to Kafka, it is up again afterwards."""
+def kafka_restored(kafka_helper: KafkaHelper) -> Iterator[None]:
+    """Whatever a test does to Kafka, it is up again afterwards, and the tests' own clients
+    talk to it again before the next test runs."""
     status = brokers("status", "kafka")
     assert "not ours" not in status, (
         "fault tests kill and restart the brokers that scripts/brokers.sh started: " + status)
     yield
     brokers("up", "kafka")
+    wait_until(lambda: KafkaHelper.try_call(kafka_helper.admin.list_topics),
+               "the test admin client to reconnect", timeout_s=60)
 
 
 async def test_killed_kafka_never_reads_as_zero_and_recovers(
