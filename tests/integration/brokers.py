@@ -94,13 +94,14 @@ class RabbitMQHelper:
         # from another connection right after publishing sees it.
         self.channel.confirm_delivery()
 
-    def declare(self, queue: str) -> str:
-        self.channel.queue_declare(queue=queue, auto_delete=False)
+    def declare(self, queue: str, *, durable: bool = False) -> str:
+        self.channel.queue_declare(queue=queue, auto_delete=False, durable=durable)
         return queue
 
-    def publish(self, queue: str, count: int) -> None:
+    def publish(self, queue: str, count: int, *, persistent: bool = False) -> None:
+        properties = pika.BasicProperties(delivery_mode=2) if persistent else None
         for index in range(count):
-            self.channel.basic_publish("", queue, f"message {index}".encode())
+            self.channel.basic_publish("", queue, f"message {index}".encode(), properties)
 
     def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
         """Calls the management API with the URL's credentials."""

@@ -18,7 +18,7 @@ from scaler import app
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
-from tests.integration.brokers import KafkaHelper, wait_until
+from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 Names = Callable[[str], str]
@@ -29,6 +29,12 @@ def brokers(command: str, broker: str) -> str:
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, f"scripts/brokers.sh {command} {broker}: {done.stderr[-2000:]}"
     return done.stdout + done.stderr
+
+
+def broker_is_up(broker: str) -> bool:
+    done = subprocess.run([REPO / "scripts" / "brokers.sh", "status", broker],  # noqa: S603
+                          capture_output=True, timeout=60, check=False)
+    return done.returncode == 0
 
 
 @pytest.fixture
@@ -50,6 +56,19 @@ async def value_or_code(stub: pb_grpc.ExternalScalerStub, so_ref: pb.ScaledObjec
     except grpc.aio.AioRpcError as error:
         return error.code()
     return reply.metricValues[0].metricValueFloat
+
+
+async def wait_for_value(stub: pb_grpc.ExternalScalerStub, so_ref: pb.ScaledObjectRef,
+                         metric: str, expected: float, timeout_s: float = 60.0
+                         ) -> float | grpc.StatusCode:
+    """Polls GetMetrics until it says `expected` (fresh data after a fault) or time runs out;
+    returns the last answer."""
+    deadline = time.monotonic() + timeout_s
+    answer = await value_or_code(stub, so_ref, metric)
+    while answer != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        answer = await value_or_code(stub, so_ref, metric)
+    return answer
 
 
 async def active_or_code(stub: pb_grpc.ExternalScalerStub, so_ref: pb.ScaledObjectRef
@@ -93,11 +112,7 @@ async def test_killed_kafka_never_reads_as_zero_and_recovers(
         await asyncio.sleep(0.25)
     await asyncio.to_thread(brokers, "up", "kafka")
     kafka_helper.produce(topic, 2, partition=0)
-    deadline = time.monotonic() + 60
-    after = await value_or_code(stub, so_ref, metric)
-    while after != 5 and time.monotonic() < deadline:
-        await asyncio.sleep(0.25)
-        after = await value_or_code(stub, so_ref, metric)
+    after = await wait_for_value(stub, so_ref, metric, 5)
 
     assert set(during) <= {3.0, True, grpc.StatusCode.UNAVAILABLE}, during
     assert 0 not in during
@@ -161,3 +176,48 @@ async def test_deleted_topic_fails_only_its_scaled_object(
             break
         await asyncio.sleep(0.25)
     assert answers == (4.0, grpc.StatusCode.NOT_FOUND)
+
+
+def rabbitmqctl(command: str) -> None:
+    subprocess.run(["rabbitmqctl", command],  # noqa: S603, S607 - the broker's own CLI
+                   capture_output=True, timeout=120, check=True)
+
+
+@pytest.fixture
+def rabbitmq_restored(rabbitmq_amqp_url: str, rabbitmq_http_url: str) -> Iterator[None]:
+    yield
+    rabbitmqctl("start_app")
+    wait_until(lambda: broker_is_up("rabbitmq"), "RabbitMQ to answer again", timeout_s=60)
+
+
+async def test_stopped_rabbitmq_never_reads_as_zero_and_recovers(
+        scaler: app.App, stub: pb_grpc.ExternalScalerStub, rabbitmq_amqp_url: str,
+        rabbitmq_http_url: str, rabbitmq_restored: None, unique_name: Names) -> None:
+    before = RabbitMQHelper(rabbitmq_amqp_url, rabbitmq_http_url)
+    queue = before.declare(unique_name("durable"), durable=True)
+    before.publish(queue, 5, persistent=True)
+    before.close()
+    refs = [ref(f"rabbit-{kind}", source="rabbitmq", host=url, queueName=queue)
+            for kind, url in (("amqp", rabbitmq_amqp_url), ("http", rabbitmq_http_url))]
+    metric = f"rabbitmq-{queue}"
+    for so_ref in refs:  # the management API samples every second
+        assert await wait_for_value(stub, so_ref, metric, 5, timeout_s=30) == 5
+
+    await asyncio.to_thread(rabbitmqctl, "stop_app")
+    during = []
+    for _ in range(12):
+        for so_ref in refs:
+            during.append(await value_or_code(stub, so_ref, metric))
+            during.append(await active_or_code(stub, so_ref))
+        await asyncio.sleep(0.25)
+    await asyncio.to_thread(rabbitmqctl, "start_app")
+    await asyncio.to_thread(wait_until, lambda: broker_is_up("rabbitmq"),
+                            "RabbitMQ to answer again", 60.0)
+    after = RabbitMQHelper(rabbitmq_amqp_url, rabbitmq_http_url)
+    after.publish(queue, 2, persistent=True)
+    fresh = [await wait_for_value(stub, so_ref, metric, 7) for so_ref in refs]
+    after.delete(queue)
+    after.close()
+
+    assert set(during) <= {5.0, True, grpc.StatusCode.UNAVAILABLE}, during
+    assert fresh == [7.0, 7.0]
