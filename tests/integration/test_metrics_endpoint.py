@@ -31,9 +31,11 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-async def test_metrics_follow_the_last_decision_and_carry_no_secrets(
-        scaler: app.App, stub: pb_grpc.ExternalScalerStub, rabbitmq_helper: RabbitMQHelper,
-        unique_name: Callable[[str], str]) -> None:
+@pytest.fixture
+async def one_good_one_broken(stub: pb_grpc.ExternalScalerStub, rabbitmq_helper: RabbitMQHelper,
+                              unique_name: Callable[[str], str]) -> str:
+    """shop/mailer reads a queue of 45 messages (GetMetrics); shop/broken has a password and
+    an unreachable broker (IsActive fails). Returns the queue's name."""
     queue = rabbitmq_helper.declare(unique_name("jobs"))
     rabbitmq_helper.publish(queue, 45)
     so_ref = pb.ScaledObjectRef(name="mailer", namespace="shop", scalerMetadata={
@@ -44,6 +46,12 @@ async def test_metrics_follow_the_last_decision_and_carry_no_secrets(
         await stub.IsActive(pb.ScaledObjectRef(name="broken", namespace="shop", scalerMetadata={
             "source": "rabbitmq", "host": "amqp://guest:Sup3rSecret@127.0.0.1:1/",
             "queueName": queue}))
+    return queue
+
+
+async def test_metrics_follow_the_last_decision_and_carry_no_secrets(
+        scaler: app.App, one_good_one_broken: str) -> None:
+    queue = one_good_one_broken
 
     status, text = get(scaler, "/metrics")
 
@@ -72,17 +80,8 @@ async def test_health_and_readiness(scaler: app.App) -> None:
 
 
 async def test_scaledobjects_explain_each_decision_and_error_without_secrets(
-        scaler: app.App, stub: pb_grpc.ExternalScalerStub, rabbitmq_helper: RabbitMQHelper,
-        unique_name: Callable[[str], str]) -> None:
-    queue = rabbitmq_helper.declare(unique_name("jobs"))
-    rabbitmq_helper.publish(queue, 45)
-    good = pb.ScaledObjectRef(name="mailer", namespace="shop", scalerMetadata={
-        "source": "rabbitmq", "host": rabbitmq_helper.amqp_url, "queueName": queue})
-    await stub.IsActive(good)
-    with pytest.raises(grpc.aio.AioRpcError):
-        await stub.IsActive(pb.ScaledObjectRef(name="broken", namespace="shop", scalerMetadata={
-            "source": "rabbitmq", "host": "amqp://guest:Sup3rSecret@127.0.0.1:1/",
-            "queueName": queue}))
+        scaler: app.App, one_good_one_broken: str) -> None:
+    queue = one_good_one_broken
 
     status, text = get(scaler, "/scaledobjects/shop/mailer")
     all_status, all_text = get(scaler, "/scaledobjects")
