@@ -115,8 +115,10 @@ class Poller:
         """The newest reading for `trigger` under the freshness rules; raises its error."""
         connection, target = self._register(trigger)
         deadline = self._clock() + self.settings.broker_timeout_s + 1.0
+        asked_at = self._clock()
         while True:
-            answer = self._answer(target)
+            # An attempt made after we asked is fresh enough for us, whatever max age says.
+            answer = self._answer(target, fresh=target.attempted_at >= asked_at)
             if answer is not None:
                 return answer
             target.wanted = True
@@ -177,11 +179,11 @@ class Poller:
                 name=f"poll-{trigger.source_name}")
         return connection, target
 
-    def _answer(self, target: _Target) -> Snapshot | None:
+    def _answer(self, target: _Target, *, fresh: bool = False) -> Snapshot | None:
         """The freshness rules (module docstring); None means: read again first."""
         now = self._clock()
         settings = self.settings
-        if now - target.attempted_at > settings.max_age_s:
+        if not fresh and now - target.attempted_at > settings.max_age_s:
             return None
         error = target.error
         if error is None:
@@ -205,7 +207,7 @@ class Poller:
 
     async def _poll(self, key: Hashable, connection: _Connection) -> None:
         try:
-            while True:
+            while not self._closed:
                 connection.wake.clear()
                 now = self._clock()
                 idle_since = now - self.settings.idle_after_s
