@@ -19,12 +19,9 @@ import argparse
 import asyncio
 import os
 import random
-import re
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,6 +39,7 @@ from scaler._proto import externalscaler_pb2 as pb  # noqa: E402
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc  # noqa: E402
 from scaler.policy import ReplicaBounds, lag  # noqa: E402
 from tests.integration.kafka_proxy import CountingKafkaProxy  # noqa: E402
+from tests.integration.scaler_process import ScalerProcess  # noqa: E402
 
 LAYOUTS = {"100x30": (100, 30), "10x300": (10, 300)}
 """topics x partitions: 3,000 partitions either way; group i reads topic i % topics."""
@@ -62,44 +60,21 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-class ScalerProcess:
-    """The scaler (or the baseline) as its own process, so its CPU and memory are its own."""
+def cpu_seconds(scaler: ScalerProcess) -> float:
+    fields = Path(f"/proc/{scaler.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, command: list[str]) -> None:
-        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,  # noqa: S603
-                                        cwd=REPO)
-        assert self.process.stderr is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            found = re.search(r"serving gRPC on port (\d+) and HTTP on port (\d+)",
-                              self.process.stderr.readline())
-            if found:
-                self.grpc_port, self.http_port = map(int, found.groups())
-                return
-        raise RuntimeError(f"{command} did not start")
 
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def peak_rss_mb(scaler: ScalerProcess) -> float:
+    for line in Path(f"/proc/{scaler.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
-    def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
 
-    def counter(self, name: str) -> float:
-        url = f"http://127.0.0.1:{self.http_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as reply:
-            text = reply.read().decode()
-        return sum(sample.value for family in text_string_to_metric_families(text)
-                   for sample in family.samples if sample.name == name)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+def counter(scaler: ScalerProcess, name: str) -> float:
+    return sum(sample.value for family in text_string_to_metric_families(scaler.http("/metrics"))
+               for sample in family.samples if sample.name == name)
 
 
 def prepare_kafka(bootstrap: str, layout: str, groups: int) -> list[tuple[str, str, int]]:
@@ -167,30 +142,27 @@ async def keda_rounds(port: int, refs: list[pb.ScaledObjectRef], rounds: int
 
 def fan_in(size: int, layout: str, triples: list[tuple[str, str, int]],
            proxy: CountingKafkaProxy, *, baseline: bool) -> dict[str, object]:
-    if baseline:
-        command = [sys.executable, "bench/baseline_server.py"]
-    else:
-        command = [sys.executable, "-m", "scaler", "serve", "--grpc-address", "127.0.0.1:0",
-                   "--http-address", "127.0.0.1:0", "--poll-interval", str(POLL_INTERVAL_S),
-                   "--max-data-age", "5", "--broker-timeout", "10"]
+    baseline_command = [sys.executable, str(REPO / "bench" / "baseline_server.py")]
     refs = [pb.ScaledObjectRef(name=f"so-{i}", namespace="bench", scalerMetadata={
         "source": "kafka", "bootstrapServers": proxy.address, "consumerGroup": group,
         "topic": topic, "lagThreshold": "100"})
         for i, (group, topic, _) in enumerate(triples[:size])]
-    scaler = ScalerProcess(command)
+    scaler = ScalerProcess("--poll-interval", str(POLL_INTERVAL_S), "--max-data-age", "5",
+                           "--broker-timeout", "10",
+                           command=baseline_command if baseline else None)
     try:
         asyncio.run(keda_rounds(scaler.grpc_port, refs, 1))  # registers every target
         proxy.reset()
-        cycles_before = 0.0 if baseline else scaler.counter("queue_scaler_poll_cycles_total")
-        cpu_before = scaler.cpu_seconds()
+        cycles_before = 0.0 if baseline else counter(scaler, "queue_scaler_poll_cycles_total")
+        cpu_before = cpu_seconds(scaler)
         started = time.monotonic()
         latencies, failures = asyncio.run(keda_rounds(scaler.grpc_port, refs, ROUNDS))
         elapsed = time.monotonic() - started
-        cpu = scaler.cpu_seconds() - cpu_before
+        cpu = cpu_seconds(scaler) - cpu_before
         counts = proxy.counts()
         cycles = 0.0 if baseline else (
-            scaler.counter("queue_scaler_poll_cycles_total") - cycles_before)
-        rss = scaler.peak_rss_mb()
+            counter(scaler, "queue_scaler_poll_cycles_total") - cycles_before)
+        rss = peak_rss_mb(scaler)
     finally:
         scaler.stop()
     total = sum(counts.values())
@@ -261,9 +233,7 @@ def activation(trials: int) -> list[dict[str, object]]:
     queue = "bench-wake"
     channel.queue_declare(queue)
 
-    scaler = ScalerProcess([sys.executable, "-m", "scaler", "serve", "--grpc-address",
-                            "127.0.0.1:0", "--http-address", "127.0.0.1:0",
-                            "--stream-interval", "1", "--max-data-age", "1"])
+    scaler = ScalerProcess("--stream-interval", "1", "--max-data-age", "1")
     try:
         kafka_latencies = asyncio.run(activation_trials(
             scaler.grpc_port, trials, {"source": "kafka", "bootstrapServers": bootstrap,

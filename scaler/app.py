@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import prometheus_client
 
-from scaler import server
+from scaler import redaction, server
 from scaler.decisions import DecisionLog
 from scaler.metrics import ScalerMetrics
 from scaler.poller import Poller, PollerSettings
@@ -113,12 +113,21 @@ async def serve(settings: Settings) -> None:
     await app.stop()
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Masks URL credentials in every formatted line, tracebacks included: our own messages
+    are redacted where they are made, but a library's exception text may carry a URL."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redaction.redact_text(super().format(record))
+
+
 def run(settings: Settings) -> None:
     # Poll cycles decode broker answers in a worker thread; a short GIL switch interval (the
     # default is 5 ms) lets the event loop answer RPCs in between instead of after them.
     sys.setswitchinterval(0.001)
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
     # The client libraries log every failed connect at ERROR; the same failure reaches KEDA
     # and our metrics as an UNAVAILABLE answer, so their copies only add noise.
     logging.getLogger("pika").setLevel(logging.CRITICAL)

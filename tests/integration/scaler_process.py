@@ -8,15 +8,18 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 
 class ScalerProcess:
-    def __init__(self, *flags: str) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - our own entry point, our flags
-            [sys.executable, "-m", "scaler", "serve", "--grpc-address", "127.0.0.1:0",
-             "--http-address", "127.0.0.1:0", *flags],
-            stderr=subprocess.PIPE, text=True)
+    def __init__(self, *flags: str, command: list[str] | None = None) -> None:
+        """`queue-scaler serve` with `flags`, or `command` (anything that logs the same
+        "serving gRPC on port N and HTTP on port M" line, such as bench's baseline)."""
+        command = command or [sys.executable, "-m", "scaler", "serve", "--grpc-address",
+                              "127.0.0.1:0", "--http-address", "127.0.0.1:0", *flags]
+        self.process = subprocess.Popen(  # noqa: S603 - our own entry points
+            command, stderr=subprocess.PIPE, text=True)
         self._log: list[str] = []
         assert self.process.stderr is not None
         deadline = time.monotonic() + 30

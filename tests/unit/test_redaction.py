@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from scaler import redaction
@@ -30,3 +32,22 @@ def test_redaction_stays_linear_on_huge_text() -> None:
     masked = redaction.redact_text(huge)
     assert "secret" not in masked
     assert len(masked) == len(huge) - len("secret") + len("***")
+
+
+def test_log_lines_mask_credentials_even_inside_a_library_traceback() -> None:
+    import logging
+
+    from scaler import app
+
+    def connect() -> None:
+        raise ConnectionError("cannot reach amqp://app:t0p-s3cret@rabbit:5672/")
+
+    formatter = app._RedactingFormatter("%(message)s")
+    try:
+        connect()
+    except ConnectionError:
+        record = logging.LogRecord("pika", logging.ERROR, __file__, 1,
+                                   "failed for http://u:t0p-s3cret@h/", None, sys.exc_info())
+    line = formatter.format(record)
+    assert "t0p-s3cret" not in line
+    assert "amqp://app:***@rabbit:5672/" in line
