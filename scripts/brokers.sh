@@ -14,6 +14,10 @@
 #   * RabbitMQ: Debian's rabbitmq-server package (+ management plugin), started
 #     with `rabbitmq-server -detached`. It runs as the `rabbitmq` user with its
 #     config in /etc/rabbitmq and logs in /var/log/rabbitmq (Debian layout).
+#   * TLS for both, from a private test CA made with openssl in the state dir:
+#     Kafka gets a SASL_SSL listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; one
+#     user), RabbitMQ an AMQPS listener and the management API over HTTPS, next
+#     to the plain listeners (which stay as they are).
 #
 # Usage:
 #   eval "$(scripts/brokers.sh up)"   # install what's missing, start, wait, print env
@@ -26,24 +30,46 @@
 #   scripts/brokers.sh logs [kafka|rabbitmq]    # tail of the broker logs
 #
 # stdout of `up`/`env` is ONLY `export NAME=value` lines; all progress goes to
-# stderr.  `up kafka` / `up rabbitmq` print only that broker's exports.
+# stderr.  `up kafka` / `up rabbitmq` print only that broker's exports:
+#   kafka:    QUEUE_SCALER_TEST_KAFKA=127.0.0.1:9092            (PLAINTEXT)
+#             QUEUE_SCALER_TEST_KAFKA_PROXIED_LISTENER=127.0.0.1:9094
+#             QUEUE_SCALER_TEST_KAFKA_PROXY_ADDRESS=127.0.0.1:9095
+#             QUEUE_SCALER_TEST_KAFKA_SASL_SSL=127.0.0.1:9096   (SASL_SSL)
+#             QUEUE_SCALER_TEST_KAFKA_SASL_USER=scaler
+#             QUEUE_SCALER_TEST_KAFKA_SASL_PASSWORD=scaler-secret-9fK2
+#                 (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 all accept this user)
+#   rabbitmq: QUEUE_SCALER_TEST_RABBITMQ_AMQP=amqp://guest:guest@127.0.0.1:5672/
+#             QUEUE_SCALER_TEST_RABBITMQ_HTTP=http://guest:guest@127.0.0.1:15672/
+#             QUEUE_SCALER_TEST_RABBITMQ_AMQPS=amqps://guest:guest@127.0.0.1:5671/
+#             QUEUE_SCALER_TEST_RABBITMQ_HTTPS=https://guest:guest@127.0.0.1:15671/
+#   always:   QUEUE_SCALER_TEST_TLS_CA=<state dir>/tls/ca.pem   (absolute; the CA that
+#             signed the certificate of every TLS listener above, which is valid for
+#             127.0.0.1 and localhost; it is in no system trust store)
 #
 # Environment knobs:
 #   QUEUE_SCALER_BROKER_DIR      state dir (default: <repo>/.brokers)
 #   QUEUE_SCALER_KAFKA_VERSION   Kafka version to fetch (default: the pom's)
 #   QUEUE_SCALER_BROKER_TIMEOUT  seconds to wait for each broker (default 180)
 #
-# State dir layout (Kafka only; RabbitMQ uses the Debian system paths):
+# State dir layout (RabbitMQ uses the Debian system paths; its copies of the
+# TLS files are in /etc/rabbitmq/tls/):
+#   tls/ca.pem, ca.key   the private test CA (made once, kept; delete tls/ to renew)
+#   tls/server.pem, server.key  the brokers' certificate (127.0.0.1 + localhost) and
+#                        its unencrypted PKCS#8 key, signed by that CA
 #   kafka/libs/          jars from Maven Central (+ .stamp = what they were built from)
 #   kafka/data/          KRaft metadata + topic data (kept across down/up)
+#   kafka/data/.scram-users  marker: the SCRAM credentials are in the metadata
 #   kafka/logs/          server.log (broker), kafkaServer.out (JVM console), mvn.log
 #   kafka/kafka.pid      pid of the running broker JVM
+#   kafka/keystore.pem   server.key + server.pem in one file (Kafka's PEM keystore)
 #   kafka/server.properties, kafka/tools.properties, kafka/cluster.id
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-STATE_DIR=${QUEUE_SCALER_BROKER_DIR:-$REPO_ROOT/.brokers}
+# Absolute (without resolving symlinks): the CA path is exported to tests that
+# may run from another directory.
+STATE_DIR=$(realpath -m -s -- "${QUEUE_SCALER_BROKER_DIR:-$REPO_ROOT/.brokers}")
 TIMEOUT=${QUEUE_SCALER_BROKER_TIMEOUT:-180}
 
 HOST=127.0.0.1
@@ -51,8 +77,24 @@ KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
 KAFKA_PROXIED_PORT=9094  # the broker's listener behind a counting proxy
 KAFKA_PROXY_PORT=9095    # where that proxy listens (advertised for the PROXIED listener)
+KAFKA_SASL_SSL_PORT=9096
 RABBIT_AMQP_PORT=5672
 RABBIT_HTTP_PORT=15672
+RABBIT_AMQPS_PORT=5671
+RABBIT_HTTPS_PORT=15671
+
+# The one SASL user of Kafka's SASL_SSL listener (PLAIN and both SCRAMs). A test
+# secret, printed in the exports; only [A-Za-z0-9-] so it needs no quoting in
+# JAAS, ConfigCommand's [password=...] syntax or the shell.
+KAFKA_SASL_USER=scaler
+KAFKA_SASL_PASSWORD=scaler-secret-9fK2
+
+TLS_DIR=$STATE_DIR/tls
+TLS_CA=$TLS_DIR/ca.pem
+TLS_CA_KEY=$TLS_DIR/ca.key
+TLS_CERT=$TLS_DIR/server.pem
+TLS_KEY=$TLS_DIR/server.key
+TLS_DAYS=3650
 
 KAFKA_POM=$SCRIPT_DIR/kafka/pom.xml
 KAFKA_DIR=$STATE_DIR/kafka
@@ -62,6 +104,10 @@ KAFKA_LOGS=$KAFKA_DIR/logs
 KAFKA_PIDFILE=$KAFKA_DIR/kafka.pid
 KAFKA_PROPS=$KAFKA_DIR/server.properties
 KAFKA_TOOLS_PROPS=$KAFKA_DIR/tools.properties
+KAFKA_KEYSTORE=$KAFKA_DIR/keystore.pem
+# In the data dir so that it goes away with the metadata it vouches for (Kafka
+# ignores plain files at the top of a log dir).
+KAFKA_SCRAM_MARKER=$KAFKA_DATA/.scram-users
 # The broker gets a modest fixed heap: CI machines have 2 cores / 24 GiB and
 # also run RabbitMQ and the test suite.
 KAFKA_HEAP_OPTS=(-Xms256m -Xmx768m)
@@ -70,6 +116,7 @@ KAFKA_TOOL_OPTS=(-Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC
                  "-Dlog4j2.configurationFile=$SCRIPT_DIR/kafka/log4j2-tools.xml")
 
 RABBIT_ETC=/etc/rabbitmq
+RABBIT_TLS_DIR=$RABBIT_ETC/tls
 RABBIT_LOG_DIR=/var/log/rabbitmq
 # A fixed node name on "localhost" so the node does not depend on the machine's
 # hostname resolving (containers/sandboxes often get odd hostnames).
@@ -176,6 +223,77 @@ ensure_cmd() { # ensure_cmd COMMAND DEBIAN_PACKAGE
   command -v "$1" >/dev/null 2>&1 || apt_install "$2"
 }
 
+# -------------------------------------------------------------------- tls ---
+
+# openssl config for the test CA and the server certificate. Explicit sections
+# so the result does not depend on the machine's /etc/ssl/openssl.cnf. The
+# extensions are what strict verifiers insist on (Python's X509_STRICT, Java,
+# Erlang): a CA with keyUsage, a leaf with SAN + authority key id + serverAuth.
+tls_openssl_cnf() {
+  cat <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = queue-scaler test CA
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+EOF
+}
+
+# The private test CA and the one server certificate that every TLS listener
+# (Kafka and RabbitMQ) presents. Made once and then kept: a new CA would
+# invalidate what the running brokers serve and what tests already trust.
+# RSA 2048 and PKCS#8 keys (what `genpkey` writes): Kafka's PEM keystore,
+# Erlang's ssl and Python all read them unencrypted.
+tls_ensure() {
+  if [[ -s $TLS_CA && -s $TLS_CA_KEY && -s $TLS_CERT && -s $TLS_KEY ]]; then
+    return 0
+  fi
+  ensure_cmd openssl openssl
+  mkdir -p "$TLS_DIR"
+  # Built in a scratch dir and moved in file by file (key before certificate):
+  # an interrupted run never leaves a certificate without its key.
+  local tmp=$TLS_DIR/tmp out=$TLS_DIR/tmp/openssl.log
+  rm -rf "$tmp"
+  mkdir -m 700 "$tmp"
+  tls_openssl_cnf >"$tmp/openssl.cnf"
+  if [[ ! -s $TLS_CA || ! -s $TLS_CA_KEY ]]; then
+    log "creating the test CA in $TLS_DIR"
+    { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/ca.key" &&
+      openssl req -x509 -new -config "$tmp/openssl.cnf" -extensions ca -key "$tmp/ca.key" \
+        -sha256 -days "$TLS_DAYS" -out "$tmp/ca.pem"
+    } >"$out" 2>&1 || { tail_logs "$out"; die "TLS: creating the test CA failed"; }
+    # A server certificate from an earlier CA is useless now.
+    rm -f "$TLS_CERT" "$TLS_KEY"
+    mv "$tmp/ca.key" "$TLS_CA_KEY"
+    mv "$tmp/ca.pem" "$TLS_CA"
+  fi
+  if [[ ! -s $TLS_CERT || ! -s $TLS_KEY ]]; then
+    log "creating the brokers' TLS certificate for $HOST/localhost in $TLS_DIR"
+    { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/server.key" &&
+      openssl req -new -config "$tmp/openssl.cnf" -key "$tmp/server.key" -subj /CN=localhost \
+        -out "$tmp/server.csr" &&
+      openssl x509 -req -in "$tmp/server.csr" -CA "$TLS_CA" -CAkey "$TLS_CA_KEY" \
+        -set_serial "0x$(openssl rand -hex 16)" -sha256 -days "$TLS_DAYS" \
+        -extfile "$tmp/openssl.cnf" -extensions server -out "$tmp/server.pem"
+    } >"$out" 2>&1 || { tail_logs "$out"; die "TLS: creating the server certificate failed"; }
+    mv "$tmp/server.key" "$TLS_KEY"
+    mv "$tmp/server.pem" "$TLS_CERT"
+  fi
+  chmod 600 "$TLS_CA_KEY" "$TLS_KEY"
+  rm -rf "$tmp"
+}
+
 # ------------------------------------------------------------------ kafka ---
 
 # What the cached jars must match: the pom and the requested version. If either
@@ -234,6 +352,8 @@ kafka_version() {
 # The broker's config. Regenerated on every start so it always matches this
 # script; the data dir depends on nothing here but node.id / log.dirs (fixed).
 kafka_server_properties() {
+  local cert_sum
+  cert_sum=$( (sha256sum <"$TLS_CERT" | cut -d' ' -f1) 2>/dev/null) || true
   cat <<EOF
 # Generated by scripts/brokers.sh on every start; edit the script, not this file.
 # Single-node KRaft: this process is both the broker and the (only) controller.
@@ -244,11 +364,30 @@ controller.listener.names=CONTROLLER
 # PROXIED advertises a port nobody listens on until a test or benchmark starts its
 # request-counting TCP proxy there (forwarding to this listener): clients that bootstrap
 # through the proxy keep talking through it, so every request they send is counted.
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,PROXIED://$HOST:$KAFKA_PROXIED_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,PROXIED://$HOST:$KAFKA_PROXY_PORT
+# SASL_SSL is for the tests of secure connections; it is never used between
+# broker and controller (PLAINTEXT/CONTROLLER are).
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,PROXIED://$HOST:$KAFKA_PROXIED_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,PROXIED://$HOST:$KAFKA_PROXY_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT,SASL_SSL:SASL_SSL
 log.dirs=$KAFKA_DATA
+
+# SASL_SSL: TLS with the test CA's server certificate (no client certificates),
+# then SASL as user $KAFKA_SASL_USER with any of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+# PLAIN's user list is the JAAS line below; the SCRAM credentials are in the
+# KRaft metadata (scripts/brokers.sh adds them). No authorizer: any
+# authenticated user may do anything.
+# keystore.pem = tls/server.key + tls/server.pem (Kafka's PEM keystore wants key
+# and chain in one file; an unencrypted key means no ssl.key.password).
+# A renewed certificate must count as a config change, hence its hash:
+# tls/server.pem sha256 $cert_sum
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$KAFKA_KEYSTORE
+listener.name.sasl_ssl.ssl.client.auth=none
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 
 # One broker: every internal topic must have replication factor 1.
 num.partitions=1
@@ -283,14 +422,62 @@ num.recovery.threads.per.data.dir=1
 EOF
 }
 
-kafka_write_config() {
-  kafka_server_properties >"$KAFKA_PROPS"
-  # Client settings for the CLI readiness check: fail fast instead of the
-  # AdminClient's default 60 s when the broker is not up yet.
+# Client settings for the CLI tools (readiness check, SCRAM users): fail fast
+# instead of the AdminClient's default 60 s when the broker is not up yet.
+kafka_write_tools_config() {
   cat >"$KAFKA_TOOLS_PROPS" <<EOF
 request.timeout.ms=5000
 default.api.timeout.ms=10000
 EOF
+}
+
+kafka_write_config() {
+  [[ -s $TLS_CERT && -s $TLS_KEY ]] || die "Kafka: no TLS certificate in $TLS_DIR"
+  # The keystore holds a private key: private to this user from the start.
+  (umask 077 && cat "$TLS_KEY" "$TLS_CERT" >"$KAFKA_KEYSTORE.tmp") &&
+    mv "$KAFKA_KEYSTORE.tmp" "$KAFKA_KEYSTORE"
+  kafka_server_properties >"$KAFKA_PROPS"
+  kafka_write_tools_config
+}
+
+# What the SCRAM marker records: the credentials as this script wants them, so
+# a changed user or password is applied again (hashed: the marker is no
+# second copy of the password).
+kafka_scram_fingerprint() {
+  echo "$KAFKA_SASL_USER:$KAFKA_SASL_PASSWORD:SCRAM-SHA-256,SCRAM-SHA-512" | sha256sum | cut -d' ' -f1
+}
+
+# The SCRAM credentials of the SASL user. They live in the KRaft metadata, so
+# they survive restarts and kills and are added once per data dir: by
+# kafka_format (--add-scram) for a new one, or here, over the PLAINTEXT
+# listener of the running broker, for a data dir formatted before SASL_SSL
+# existed (or after the password changed). The marker makes repeat `up`s free.
+kafka_ensure_scram() {
+  local want
+  want=$(kafka_scram_fingerprint)
+  [[ -f $KAFKA_SCRAM_MARKER && $(cat "$KAFKA_SCRAM_MARKER") == "$want" ]] && return 0
+  # Only into our own broker (not one from another state dir we merely use).
+  kafka_pid >/dev/null || return 0
+  log "Kafka: adding SCRAM-SHA-256/512 credentials for user $KAFKA_SASL_USER"
+  # One mechanism per call: a KRaft broker rejects both in one request
+  # ("A user credential cannot be altered twice in the same request").
+  local mech cls=kafka.admin.ConfigCommand
+  # Kafka 4.1 has it in the core jar; newer releases move the tools to
+  # kafka-tools (a jar's file names are stored uncompressed, so grep finds them).
+  if grep -qa 'org/apache/kafka/tools/ConfigCommand\.class' "$KAFKA_LIBS"/kafka-tools-*.jar 2>/dev/null; then
+    cls=org.apache.kafka.tools.ConfigCommand
+  fi
+  for mech in SCRAM-SHA-256 SCRAM-SHA-512; do
+    if ! timeout 60 java "${KAFKA_TOOL_OPTS[@]}" -cp "$KAFKA_LIBS/*" "$cls" \
+          --bootstrap-server "$HOST:$KAFKA_PORT" --command-config "$KAFKA_TOOLS_PROPS" \
+          --alter --entity-type users --entity-name "$KAFKA_SASL_USER" \
+          --add-config "$mech=[password=$KAFKA_SASL_PASSWORD]" \
+          >"$KAFKA_LOGS/scram.log" 2>&1; then
+      tail_logs "$KAFKA_LOGS/scram.log"
+      die "Kafka: adding the $mech credential of $KAFKA_SASL_USER failed"
+    fi
+  done
+  echo "$want" >"$KAFKA_SCRAM_MARKER"
 }
 
 kafka_format() {
@@ -311,12 +498,18 @@ kafka_format() {
   fi
   log "formatting Kafka storage in $KAFKA_DATA (cluster id $cluster_id)"
   mkdir -p "$KAFKA_DATA"
+  # The SCRAM credentials go into the initial metadata: no extra JVM (and no
+  # window without them) after the first start.
+  local p=$KAFKA_SASL_PASSWORD u=$KAFKA_SASL_USER
   if ! java "${KAFKA_TOOL_OPTS[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format \
         --cluster-id "$cluster_id" --config "$KAFKA_PROPS" --ignore-formatted \
+        --add-scram "SCRAM-SHA-256=[name=$u,password=$p]" \
+        --add-scram "SCRAM-SHA-512=[name=$u,password=$p]" \
         >"$KAFKA_LOGS/format.log" 2>&1; then
     tail_logs "$KAFKA_LOGS/format.log"
     die "Kafka: formatting storage failed"
   fi
+  kafka_scram_fingerprint >"$KAFKA_SCRAM_MARKER"
 }
 
 # Pid of our running broker, or nothing. The pid must still be a kafka.Kafka
@@ -336,7 +529,7 @@ kafka_pid() {
 kafka_answers() {
   port_open "$KAFKA_PORT" || return 1
   [[ -d $KAFKA_LIBS ]] || return 1
-  [[ -f $KAFKA_TOOLS_PROPS ]] || kafka_write_config
+  [[ -f $KAFKA_TOOLS_PROPS ]] || kafka_write_tools_config
   timeout 30 java "${KAFKA_TOOL_OPTS[@]}" -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand \
     --bootstrap-server "$HOST:$KAFKA_PORT" --command-config "$KAFKA_TOOLS_PROPS" --list \
     >/dev/null 2>"$KAFKA_LOGS/check.err"
@@ -420,7 +613,17 @@ kafka_wait() {
       kafka_fail "Kafka: the broker process exited during startup (logs above, in $KAFKA_LOGS)"
     fi
     if kafka_answers; then
-      log "Kafka is up on $HOST:$KAFKA_PORT"
+      kafka_ensure_scram
+      # All listeners open together, so SASL_SSL is up once PLAINTEXT answers;
+      # only a broker started with an older config (warned about above) lacks it.
+      if port_open "$KAFKA_SASL_SSL_PORT"; then
+        log "Kafka is up on $HOST:$KAFKA_PORT (SASL_SSL on $HOST:$KAFKA_SASL_SSL_PORT)"
+      elif [[ $KAFKA_LAUNCHED -eq 1 ]]; then
+        kafka_fail "Kafka: up on $HOST:$KAFKA_PORT but nothing listens on SASL_SSL $HOST:$KAFKA_SASL_SSL_PORT"
+      else
+        log "WARNING: the running Kafka has no SASL_SSL listener on $HOST:$KAFKA_SASL_SSL_PORT; 'scripts/brokers.sh restart kafka' adds it"
+        log "Kafka is up on $HOST:$KAFKA_PORT"
+      fi
       return 0
     fi
     sleep 1
@@ -510,17 +713,66 @@ management.sample_retention_policies.basic.hour = 60
 management.sample_retention_policies.detailed.10 = 1
 # guest/guest is allowed only from loopback (RabbitMQ's default, kept explicit).
 loopback_users.guest = true
+
+# TLS, for the tests of secure connections: AMQPS and the management API over
+# HTTPS next to the plain listeners above, presenting the test CA's server
+# certificate (copies in $RABBIT_TLS_DIR that the rabbitmq user can read).
+# Clients need no certificate of their own.
+listeners.ssl.default = $HOST:$RABBIT_AMQPS_PORT
+ssl_options.cacertfile = $RABBIT_TLS_DIR/ca.pem
+ssl_options.certfile = $RABBIT_TLS_DIR/server.pem
+ssl_options.keyfile = $RABBIT_TLS_DIR/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+management.ssl.ip = $HOST
+management.ssl.port = $RABBIT_HTTPS_PORT
+management.ssl.cacertfile = $RABBIT_TLS_DIR/ca.pem
+management.ssl.certfile = $RABBIT_TLS_DIR/server.pem
+management.ssl.keyfile = $RABBIT_TLS_DIR/server.key
+management.ssl.verify = verify_none
+management.ssl.fail_if_no_peer_cert = false
 EOF
 }
 
-# True if the config files differ from what this script would write.
+# True if a copy in /etc/rabbitmq/tls differs from the state dir's. The
+# certificates are enough (and need no root to read): a new key always comes
+# with a new certificate.
+rabbit_tls_changed() {
+  ! cmp -s "$TLS_CA" "$RABBIT_TLS_DIR/ca.pem" || ! cmp -s "$TLS_CERT" "$RABBIT_TLS_DIR/server.pem"
+}
+
+# Copy FILE into /etc/rabbitmq/tls (as root) only if its content changes.
+rabbit_tls_copy() { # rabbit_tls_copy SOURCE NAME MODE
+  local dest=$RABBIT_TLS_DIR/$2
+  as_root cmp -s "$1" "$dest" && return 0
+  log "writing $dest"
+  as_root install -o root -g rabbitmq -m "$3" "$1" "$dest"
+}
+
+# The node runs as the rabbitmq user, which can read neither the 0600 key in
+# the state dir nor, maybe, the state dir itself (a developer's home), so it
+# gets root-owned copies; only group rabbitmq may read the key's. The
+# certificates stay world-readable (rabbit_tls_changed reads them without root).
+rabbit_tls_install() {
+  [[ -s $TLS_CERT && -s $TLS_KEY && -s $TLS_CA ]] || die "RabbitMQ: no TLS certificate in $TLS_DIR"
+  as_root install -d -o root -g rabbitmq -m 755 "$RABBIT_TLS_DIR"
+  # Key before certificate: never a new certificate with the old key.
+  rabbit_tls_copy "$TLS_CA" ca.pem 644
+  rabbit_tls_copy "$TLS_KEY" server.key 640
+  rabbit_tls_copy "$TLS_CERT" server.pem 644
+}
+
+# True if the config files (TLS files included) differ from what this script
+# would write.
 rabbit_config_changed() {
   [[ $(rabbit_env_conf) != "$(cat "$RABBIT_ETC/rabbitmq-env.conf" 2>/dev/null)" ||
-     $(rabbit_conf) != "$(cat "$RABBIT_ETC/rabbitmq.conf" 2>/dev/null)" ]]
+     $(rabbit_conf) != "$(cat "$RABBIT_ETC/rabbitmq.conf" 2>/dev/null)" ]] || rabbit_tls_changed
 }
 
 rabbit_configure() {
   as_root mkdir -p "$RABBIT_ETC"
+  # The TLS files before the config that names them.
+  rabbit_tls_install
   rabbit_env_conf | write_if_changed "$RABBIT_ETC/rabbitmq-env.conf"
   rabbit_conf | write_if_changed "$RABBIT_ETC/rabbitmq.conf"
   if ! grep -qs 'rabbitmq_management' "$RABBIT_ETC/enabled_plugins"; then
@@ -540,6 +792,13 @@ rabbit_http_code() {
     "http://$HOST:$RABBIT_HTTP_PORT/api/overview" 2>/dev/null || true
 }
 
+# The same over HTTPS, trusting only the test CA (000 if the TLS handshake or
+# the certificate check fails).
+rabbit_https_code() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS_CA" -u guest:guest \
+    "https://$HOST:$RABBIT_HTTPS_PORT/api/overview" 2>/dev/null || true
+}
+
 # Is the Erlang VM of our node alive at all (booting or booted)? The node
 # writes its OS pid to mnesia/<node>.pid early in boot; the command line does
 # not name the node, so that file is the reliable link. A stale file (node
@@ -553,6 +812,7 @@ rabbit_vm_running() {
 
 rabbit_answers() {
   port_open "$RABBIT_AMQP_PORT" || return 1
+  port_open "$RABBIT_AMQPS_PORT" || return 1
   rabbitmqctl_q await_startup --timeout 10 >/dev/null 2>&1 || return 1
   [[ $(rabbit_http_code) == 200 ]]
 }
@@ -630,7 +890,23 @@ rabbitmq_wait() {
     sleep 1
   done
   port_open "$RABBIT_AMQP_PORT" || die "RabbitMQ: booted but nothing listens on $HOST:$RABBIT_AMQP_PORT"
-  log "RabbitMQ is up on $HOST:$RABBIT_AMQP_PORT (management on $HOST:$RABBIT_HTTP_PORT)"
+  # 3. The TLS listeners, checked the way tests use them: AMQPS accepts
+  # connections and the HTTPS API answers with a certificate from the test CA.
+  local tls=" and TLS: amqps $HOST:$RABBIT_AMQPS_PORT, https $HOST:$RABBIT_HTTPS_PORT"
+  until port_open "$RABBIT_AMQPS_PORT" && [[ $(rabbit_https_code) == 200 ]]; do
+    if ((RABBIT_LAUNCHED_AT < 0)); then
+      # A node started before TLS was configured (or with another CA); the
+      # config-changed warning above says how to apply it.
+      log "WARNING: the running RabbitMQ has no TLS listeners on $HOST:$RABBIT_AMQPS_PORT/$RABBIT_HTTPS_PORT with a certificate from $TLS_CA; 'scripts/brokers.sh restart rabbitmq' applies the config"
+      tls=
+      break
+    fi
+    if ((SECONDS >= deadline)); then
+      rabbit_fail "RabbitMQ: TLS listeners $HOST:$RABBIT_AMQPS_PORT / https://$HOST:$RABBIT_HTTPS_PORT/api/overview not answering within ${TIMEOUT}s (last HTTPS status: $(rabbit_https_code))"
+    fi
+    sleep 1
+  done
+  log "RabbitMQ is up on $HOST:$RABBIT_AMQP_PORT (management on $HOST:$RABBIT_HTTP_PORT$tls)"
 }
 
 rabbitmq_stop() {
@@ -655,12 +931,20 @@ print_env() { # print_env [kafka] [rabbitmq]
       kafka)
         echo "export QUEUE_SCALER_TEST_KAFKA=$HOST:$KAFKA_PORT"
         echo "export QUEUE_SCALER_TEST_KAFKA_PROXIED_LISTENER=$HOST:$KAFKA_PROXIED_PORT"
-        echo "export QUEUE_SCALER_TEST_KAFKA_PROXY_ADDRESS=$HOST:$KAFKA_PROXY_PORT" ;;
+        echo "export QUEUE_SCALER_TEST_KAFKA_PROXY_ADDRESS=$HOST:$KAFKA_PROXY_PORT"
+        echo "export QUEUE_SCALER_TEST_KAFKA_SASL_SSL=$HOST:$KAFKA_SASL_SSL_PORT"
+        echo "export QUEUE_SCALER_TEST_KAFKA_SASL_USER=$KAFKA_SASL_USER"
+        echo "export QUEUE_SCALER_TEST_KAFKA_SASL_PASSWORD=$KAFKA_SASL_PASSWORD" ;;
       rabbitmq)
         echo "export QUEUE_SCALER_TEST_RABBITMQ_AMQP=amqp://guest:guest@$HOST:$RABBIT_AMQP_PORT/"
-        echo "export QUEUE_SCALER_TEST_RABBITMQ_HTTP=http://guest:guest@$HOST:$RABBIT_HTTP_PORT/" ;;
+        echo "export QUEUE_SCALER_TEST_RABBITMQ_HTTP=http://guest:guest@$HOST:$RABBIT_HTTP_PORT/"
+        echo "export QUEUE_SCALER_TEST_RABBITMQ_AMQPS=amqps://guest:guest@$HOST:$RABBIT_AMQPS_PORT/"
+        echo "export QUEUE_SCALER_TEST_RABBITMQ_HTTPS=https://guest:guest@$HOST:$RABBIT_HTTPS_PORT/" ;;
     esac
   done
+  # Both brokers' TLS listeners use certificates from this CA. Quoted for eval
+  # (the state dir may contain spaces); printf %q leaves plain paths bare.
+  printf 'export QUEUE_SCALER_TEST_TLS_CA=%q\n' "$TLS_CA"
 }
 
 usage() {
@@ -681,8 +965,9 @@ take_lock() {
 cmd_up() {
   take_lock
   local b
-  # Install everything first, then start both, then wait for both: the two
-  # brokers boot in parallel.
+  # Install everything first (including the TLS certificate both brokers
+  # use), then start both, then wait for both: the two brokers boot in parallel.
+  tls_ensure
   for b in "$@"; do "${b}_install"; done
   for b in "$@"; do "${b}_start"; done
   for b in "$@"; do "${b}_wait"; done
@@ -700,18 +985,18 @@ cmd_status() {
   for b in "$@"; do
     case $b in
       kafka)
-        if kafka_answers; then
+        if kafka_answers && port_open "$KAFKA_SASL_SSL_PORT"; then
           pid=$(kafka_pid) || pid="not ours"
-          echo "kafka: up ($HOST:$KAFKA_PORT, pid $pid, Kafka $(kafka_version))"
+          echo "kafka: up ($HOST:$KAFKA_PORT, SASL_SSL $HOST:$KAFKA_SASL_SSL_PORT, pid $pid, Kafka $(kafka_version))"
         else
-          echo "kafka: down ($HOST:$KAFKA_PORT not answering)"
+          echo "kafka: down ($HOST:$KAFKA_PORT not answering or nothing on SASL_SSL $HOST:$KAFKA_SASL_SSL_PORT)"
           rc=1
         fi ;;
       rabbitmq)
         if rabbit_answers; then
-          echo "rabbitmq: up (amqp $HOST:$RABBIT_AMQP_PORT, management $HOST:$RABBIT_HTTP_PORT, node $RABBIT_NODENAME)"
+          echo "rabbitmq: up (amqp $HOST:$RABBIT_AMQP_PORT, amqps $HOST:$RABBIT_AMQPS_PORT, management $HOST:$RABBIT_HTTP_PORT + https $HOST:$RABBIT_HTTPS_PORT, node $RABBIT_NODENAME)"
         else
-          echo "rabbitmq: down (node $RABBIT_NODENAME / $HOST:$RABBIT_AMQP_PORT / management API not all answering)"
+          echo "rabbitmq: down (node $RABBIT_NODENAME / $HOST:$RABBIT_AMQP_PORT / $HOST:$RABBIT_AMQPS_PORT / management API not all answering)"
           rc=1
         fi ;;
     esac

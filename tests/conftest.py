@@ -6,6 +6,7 @@ QUEUE_SCALER_TEST_* variables read here. A missing variable fails the test loudl
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +41,29 @@ def rabbitmq_amqp_url() -> str:
 @pytest.fixture(scope="session")
 def rabbitmq_http_url() -> str:
     return broker_address("QUEUE_SCALER_TEST_RABBITMQ_HTTP")
+
+
+@dataclasses.dataclass(frozen=True)
+class SecureBrokers:
+    """The brokers' TLS listeners (certificates from the test CA) and Kafka's SASL user."""
+
+    ca_file: str
+    kafka_sasl_ssl: str
+    kafka_user: str
+    kafka_password: str
+    rabbitmq_amqps_url: str
+    rabbitmq_https_url: str
+
+
+@pytest.fixture(scope="session")
+def secure_brokers() -> SecureBrokers:
+    return SecureBrokers(
+        ca_file=broker_address("QUEUE_SCALER_TEST_TLS_CA"),
+        kafka_sasl_ssl=broker_address("QUEUE_SCALER_TEST_KAFKA_SASL_SSL"),
+        kafka_user=broker_address("QUEUE_SCALER_TEST_KAFKA_SASL_USER"),
+        kafka_password=broker_address("QUEUE_SCALER_TEST_KAFKA_SASL_PASSWORD"),
+        rabbitmq_amqps_url=broker_address("QUEUE_SCALER_TEST_RABBITMQ_AMQPS"),
+        rabbitmq_https_url=broker_address("QUEUE_SCALER_TEST_RABBITMQ_HTTPS"))
 
 
 @pytest.fixture
