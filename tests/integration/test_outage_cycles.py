@@ -50,6 +50,8 @@ async def test_outage_cycles_leave_resources_flat(
     # reference its connection objects, sockets included.
     caplog.set_level(logging.CRITICAL, logger="kafka")
     caplog.set_level(logging.CRITICAL, logger="pika")
+    # The Kafka source keeps its own level on this one (to learn why a bootstrap failed).
+    caplog.set_level(logging.CRITICAL, logger="kafka.net.manager")
     if kind == "kafka":
         # Kafka clients follow the advertised address after bootstrapping: go through the
         # PROXIED listener, which advertises the proxy's own address.
@@ -106,3 +108,32 @@ async def test_outage_cycles_leave_resources_flat(
     assert fds <= baseline[0] + 3, (baseline, after)
     assert threads <= baseline[1] + 2, (baseline, after)
     assert peak_kib <= baseline[2] + 50 * 1024, (baseline, after)  # peak RSS grew < 50 MiB
+
+
+@pytest.mark.parametrize("kind", ["kafka", "amqp", "http"])
+async def test_a_broker_that_stays_down_leaves_resources_flat(
+        kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Every poll cycle against a broker that never comes back makes a new connection
+    attempt; none of them may be left behind (kafka-python's client constructor used to leave
+    four file descriptors per failed bootstrap)."""
+    caplog.set_level(logging.CRITICAL, logger="kafka")
+    caplog.set_level(logging.CRITICAL, logger="kafka.net.manager")
+    caplog.set_level(logging.CRITICAL, logger="pika")
+    address = f"127.0.0.1:{free_port()}"  # nothing listens: every connect is refused
+    metadata = ({"source": "kafka", "consumerGroup": "g", "bootstrapServers": address,
+                 "topic": "t"} if kind == "kafka" else
+                {"source": "rabbitmq", "queueName": "q", "host": f"{kind}://guest:guest@{address}/"})
+    trigger = parse(metadata).source
+    poller = Poller(PollerSettings(broker_timeout_s=1.0, poll_interval_s=60.0, max_age_s=0.0,
+                                   stale_after_s=0.001))
+    counts = []
+    try:
+        for _ in range(30):
+            with pytest.raises(BrokerUnavailableError):
+                await poller.read(trigger)
+            counts.append((open_fds(), threading.active_count()))
+    finally:
+        poller.close()
+    first, last = counts[0], counts[-1]
+    assert last[0] <= first[0] + 3, counts
+    assert last[1] <= first[1] + 2, counts

@@ -7,7 +7,10 @@ log-end offsets (ListOffsets, one request per partition leader; log-start offset
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
+import logging
 import ssl
 import threading
 import time
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import kafka
 import kafka.errors
+import kafka.net.transport
 
 from scaler.errors import (
     BrokerAuthError,
@@ -24,6 +28,7 @@ from scaler.errors import (
     TargetNotFoundError,
 )
 from scaler.policy import lag
+from scaler.sources.tls import client_context
 
 if TYPE_CHECKING:
     from scaler.sources.kafka.metadata import KafkaMetadata
@@ -100,16 +105,28 @@ class KafkaSource:
 
     def _connect(self) -> kafka.KafkaAdminClient:
         if self._admin is None:
-            self._admin = kafka.KafkaAdminClient(**self._client_config())
+            client_id = f"queue-scaler-{next(_CLIENT_NUMBERS)}"
+            _BOOTSTRAP_FAILURES.expect(client_id, self._servers())
+            try:
+                self._admin = _open_admin_client(self._client_config(client_id))
+            except kafka.errors.KafkaError as exc:
+                reason = _BOOTSTRAP_FAILURES.pop(client_id)
+                if reason is None:
+                    raise
+                raise reason from exc
+            finally:
+                _BOOTSTRAP_FAILURES.pop(client_id)
         return self._admin
 
-    def _client_config(self) -> dict[str, Any]:
+    def _client_config(self, client_id: str) -> dict[str, Any]:
         connection = self._connection
         config: dict[str, Any] = {
             "bootstrap_servers": list(connection.bootstrap_servers),
-            "client_id": "queue-scaler",
+            "client_id": client_id,
             "request_timeout_ms": self._timeout_ms,
-            "bootstrap_timeout_ms": self._timeout_ms,
+            # Shorter than a read's budget, so that a failed bootstrap is reported with its
+            # reason before the poller gives up on the read.
+            "bootstrap_timeout_ms": int(self._timeout_ms * 0.8),
             # A dead broker is retried soon, but not in a tight loop.
             "reconnect_backoff_max_ms": 1000,
         }
@@ -125,11 +142,8 @@ class KafkaSource:
             }[connection.sasl]
             config["sasl_plain_username"] = connection.username
             config["sasl_plain_password"] = connection.password
-        if tls and connection.unsafe_ssl:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            config["ssl_context"] = context
+        if tls:
+            config["ssl_context"] = client_context(connection.ca_file, connection.unsafe_ssl)
         return config
 
 
@@ -256,6 +270,127 @@ class _Cycle:
         for item in items:
             result.update(self._isolated([item], fetch, kind, what))
         return result
+
+
+def _open_admin_client(config: dict[str, Any]) -> kafka.KafkaAdminClient:
+    """A connected admin client. kafka-python's constructor starts the client's IO thread,
+    selector and sockets before it bootstraps, and when bootstrapping fails it raises without
+    releasing them (and close() thinks the half-built client was never opened): four file
+    descriptors per failed attempt, every poll cycle while a broker is down. So the client is
+    built in two steps, and closed when the second fails."""
+    admin = kafka.KafkaAdminClient.__new__(kafka.KafkaAdminClient)
+    try:
+        admin.__init__(**config)
+    except BaseException:
+        admin._closed = False
+        with contextlib.suppress(Exception):
+            admin.close()
+        raise
+    return admin
+
+
+class _BootstrapFailureLog(logging.Handler):
+    """Why each bootstrap attempt of the admin clients being created failed.
+
+    kafka-python retries a failed bootstrap until its timeout and then raises only "Unable to
+    bootstrap"; the reason of each attempt (credentials refused, a certificate that does not
+    verify) is only logged, from the client's IO thread, which is named after its client id.
+    Keeping the reason while a client is being created lets a wrong password be
+    PERMISSION_DENIED and an unverifiable certificate say so, instead of a bare timeout. Only
+    the error made from it is kept, never the exception: its traceback holds sockets."""
+
+    _THREAD_PREFIX = "kafka-io-"
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        # client id -> (its bootstrap servers, the reason of its last failed attempt)
+        self._pending: dict[str, tuple[str, SourceError | None]] = {}
+        self._guard = threading.Lock()
+        manager_log = logging.getLogger("kafka.net.manager")
+        # Our own level and no propagation: the app silences kafka-python's logging, and the
+        # reasons reach users through our errors instead.
+        manager_log.setLevel(logging.WARNING)
+        manager_log.propagate = False
+        manager_log.addHandler(self)
+
+    def expect(self, client_id: str, servers: str) -> None:
+        with self._guard:
+            self._pending[client_id] = (servers, None)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        if not (isinstance(record.msg, str) and record.msg.startswith("Bootstrap connection to")
+                and isinstance(args, tuple) and len(args) > 1
+                and isinstance(args[1], BaseException) and record.threadName):
+            return
+        client_id = record.threadName.removeprefix(self._THREAD_PREFIX)
+        with self._guard:
+            if client_id not in self._pending:
+                return  # a client that is already running: its own errors reach us
+            servers, reason = self._pending[client_id]
+            # A broker that refused credentials may simply drop the next attempt: a refusal
+            # or a certificate failure is the reason, whatever follows it.
+            if not isinstance(reason, _DECISIVE):
+                self._pending[client_id] = (servers, _bootstrap_error(args[1], servers))
+
+    def pop(self, client_id: str) -> SourceError | None:
+        with self._guard:
+            return self._pending.pop(client_id, ("", None))[1]
+
+
+class _CertificateError(BrokerUnavailableError):
+    """The broker's TLS certificate does not verify."""
+
+
+_DECISIVE = (BrokerAuthError, _CertificateError)
+
+
+def _deliver_bytes_before_eof() -> None:
+    """Works around kafka-python 3.0.x dropping the bytes it read when the same read also
+    hits end-of-file: a broker that refuses SASL credentials answers and closes at once, and
+    the refusal was lost as "socket disconnected" on about half of the attempts. Returning the
+    bytes first lets the refusal through; the next read sees end-of-file and reports it."""
+    for transport in (kafka.net.transport.KafkaTCPTransport,
+                      kafka.net.transport.KafkaSSLTransport):
+        original = transport.__dict__["_sock_recv"]
+
+        def sock_recv(self: Any, _original: Callable[[Any], tuple[bytes, Any]] = original,
+                      ) -> tuple[bytes, Any]:
+            data, error = _original(self)
+            return (data, None) if data and error is not None else (data, error)
+
+        transport._sock_recv = sock_recv
+
+
+_deliver_bytes_before_eof()
+_BOOTSTRAP_FAILURES = _BootstrapFailureLog()
+_CLIENT_NUMBERS = itertools.count(1)
+
+
+def _bootstrap_error(cause: BaseException, servers: str) -> SourceError:
+    where = f"Kafka at {servers}"
+    if isinstance(cause, (kafka.errors.SaslAuthenticationFailedError,
+                          kafka.errors.UnsupportedSaslMechanismError)):
+        return BrokerAuthError(f"{where}: SASL authentication refused "
+                               f"({type(cause).__name__}); check username and password")
+    verify = _certificate_error(cause)
+    if verify is not None:
+        return _CertificateError(
+            f"{where}: the broker's TLS certificate could not be verified ({verify}); give "
+            "the connection a caFile with the CA that signed it (or unsafeSsl: true)")
+    return BrokerUnavailableError(f"{where}: cannot connect: {type(cause).__name__}: {cause}")
+
+
+def _certificate_error(exc: BaseException) -> str | None:
+    """The verification failure in `exc` or its causes, if there is one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason)
+        if "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return "certificate verify failed"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _wrap(exc: kafka.errors.KafkaError, where: str, subject: str = "") -> SourceError:
