@@ -46,6 +46,7 @@ class FieldSpec:
     key: str
     convert: Callable[[str], Any]
     secret: bool
+    connection_only: bool = False
 
 
 def declare(
@@ -55,12 +56,14 @@ def declare(
     *,
     secret: bool = False,
     may_hold_credentials: bool = False,
+    connection_only: bool = False,
 ) -> T:
     """Declares one metadata field on a frozen dataclass (as a `dataclasses.field`).
 
     `secret` values are never shown; `may_hold_credentials` values (URLs) are left out of repr
-    and shown in errors only with their userinfo masked."""
-    spec = FieldSpec(key=key, convert=convert, secret=secret)
+    and shown in errors only with their userinfo masked. `connection_only` keys name files on
+    the scaler's own filesystem, so only its operator may set them, in a named connection."""
+    spec = FieldSpec(key=key, convert=convert, secret=secret, connection_only=connection_only)
     show = not (secret or may_hold_credentials)
     if default is REQUIRED:
         field: Any = dataclasses.field(metadata={"spec": spec}, repr=show)
@@ -86,6 +89,23 @@ def keys_of(cls: type[Declared]) -> frozenset[str]:
     return frozenset(keys | {key + FROM_ENV_SUFFIX for key in keys})
 
 
+def connection_only_keys(cls: type[Declared]) -> frozenset[str]:
+    return frozenset(_spec(field).key for field in dataclasses.fields(cls)
+                     if _spec(field).connection_only)
+
+
+def secret_keys(cls: type[Declared]) -> frozenset[str]:
+    return frozenset(_spec(field).key for field in dataclasses.fields(cls) if _spec(field).secret)
+
+
+def spec_of(cls: type[Declared], key: str) -> FieldSpec | None:
+    """The declaration of `key` on `cls`, or None."""
+    for field in dataclasses.fields(cls):
+        if _spec(field).key == key:
+            return _spec(field)
+    return None
+
+
 def parse_fields(cls: type[D], raw: Mapping[str, str], problems: list[MetadataError]) -> D | None:
     """Builds `cls` from `raw`, appending problems instead of raising; None if any field failed."""
     values: dict[str, Any] = {}
@@ -102,7 +122,7 @@ def parse_fields(cls: type[D], raw: Mapping[str, str], problems: list[MetadataEr
             values[field.name] = spec.convert(text)
         except InvalidValueError as exc:
             received = "a value that is not shown because it is secret" if spec.secret else (
-                repr(_shorten(redaction.redact_text(text))))
+                repr(shorten(redaction.redact_text(text))))
             problems.append(MetadataError(spec.key, received, str(exc)))
             failed = True
     if failed:
@@ -120,7 +140,7 @@ def check_unknown_keys(raw: Mapping[str, str], known: Iterable[str]) -> list[Met
         close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         problems.append(
-            MetadataError(_shorten(key) or "''", None, f"is not a known key{hint}")
+            MetadataError(shorten(key) or "''", None, f"is not a known key{hint}")
         )
     return problems
 
@@ -130,7 +150,7 @@ def raise_if_any(problems: Sequence[MetadataError]) -> None:
         raise MetadataErrors(problems)
 
 
-def _shorten(value: str, limit: int = 80) -> str:
+def shorten(value: str, limit: int = 80) -> str:
     """Keeps error messages readable when a value is huge."""
     return value if len(value) <= limit else f"{value[:limit]}... ({len(value)} characters)"
 

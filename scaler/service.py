@@ -91,25 +91,29 @@ class Failure:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_cached(items: tuple[tuple[str, str], ...]) -> sources.Trigger:
-    return sources.parse_trigger(dict(items))
+def _parse_cached(items: tuple[tuple[str, str], ...], connections: sources.Connections,
+                  ) -> sources.Trigger:
+    return sources.parse_trigger(dict(items), connections)
 
 
 _MAX_CACHED_METADATA_CHARS = 16 * 1024
 
 
-def parse(metadata: Mapping[str, str]) -> sources.Trigger:
+def parse(metadata: Mapping[str, str],
+          connections: sources.Connections = sources.NO_CONNECTIONS) -> sources.Trigger:
     """Parses a ScaledObject's metadata, cached by its content (KEDA resends it every call).
     Real metadata is a few hundred characters; anything huge is parsed but not kept, so 4,096
     cache entries cannot grow to gigabytes."""
     items = tuple(sorted(metadata.items()))
     if sum(len(key) + len(value) for key, value in items) > _MAX_CACHED_METADATA_CHARS:
-        return sources.parse_trigger(metadata)
-    return _parse_cached(items)
+        return sources.parse_trigger(metadata, connections)
+    return _parse_cached(items, connections)
 
 
 class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[misc]
-    def __init__(self, poller: Poller, metrics: ScalerMetrics, decisions: DecisionLog) -> None:
+    def __init__(self, poller: Poller, metrics: ScalerMetrics, decisions: DecisionLog,
+                 connections: sources.Connections = sources.NO_CONNECTIONS) -> None:
+        self._connections = connections
         self._poller = poller
         self._metrics = metrics
         self._decisions = decisions
@@ -117,7 +121,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
     async def evaluate(self, namespace: str, name: str, metadata: Mapping[str, str]
                        ) -> Evaluation:
         """The decision for one trigger from the newest broker reading."""
-        trigger = parse(metadata)
+        trigger = parse(metadata, self._connections)
         try:
             snapshot = await self._poller.read(trigger.source)
         except ScalerError as exc:
@@ -161,7 +165,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
     async def GetMetricSpec(self, request: pb.ScaledObjectRef,
                             context: grpc.aio.ServicerContext) -> pb.GetMetricSpecResponse:
         async with self._rpc("GetMetricSpec", context):
-            trigger = parse(request.scalerMetadata).source
+            trigger = parse(request.scalerMetadata, self._connections).source
             target = trigger.target_value()
             # KEDA >= 2.17 uses the float field when > 0, older KEDA the int64: fill both.
             return pb.GetMetricSpecResponse(metricSpecs=[pb.MetricSpec(
@@ -171,7 +175,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
     async def GetMetrics(self, request: pb.GetMetricsRequest,
                          context: grpc.aio.ServicerContext) -> pb.GetMetricsResponse:
         async with self._rpc("GetMetrics", context):
-            trigger = parse(request.scaledObjectRef.scalerMetadata)
+            trigger = parse(request.scaledObjectRef.scalerMetadata, self._connections)
             expected = trigger.source.metric_name()
             # KEDA strips its sN- prefix but may change the case: compare case-insensitively.
             if request.metricName.lower() != expected.lower():
@@ -193,7 +197,8 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
         open; IsActive reports them."""
         was_active = False
         async with self._rpc("StreamIsActive", context):
-            trigger = parse(request.scalerMetadata)  # bad metadata: INVALID_ARGUMENT
+            # Bad metadata: INVALID_ARGUMENT before the stream starts.
+            trigger = parse(request.scalerMetadata, self._connections)
             async for update in self._poller.watch(trigger.source):
                 if isinstance(update, Exception):
                     log.warning("StreamIsActive %s/%s: %s", request.namespace, request.name,

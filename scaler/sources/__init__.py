@@ -1,8 +1,9 @@
 """The queue systems queue-scaler can read, and parsing a whole trigger's metadata.
 
 `parse_trigger` is the one entry point from a raw `scalerMetadata` map to typed values: the
-keys common to every trigger (`source`, replica bounds), the chosen source's keys, and the
-unknown-key check over both, with every problem reported at once.
+keys common to every trigger (`source`, replica bounds, `connection`), the named connection's
+keys filled in, the chosen source's keys, and the unknown-key check over all of them, with every
+problem reported at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Mapping
 from scaler import metadata, policy
 from scaler.errors import MetadataError
 from scaler.sources import base
+from scaler.sources import connections as _connections
+from scaler.sources.connections import NO_CONNECTIONS, Connections, ConnectionsFileError
 from scaler.sources.kafka import KafkaMetadata
 from scaler.sources.rabbitmq import RabbitMQMetadata
 
@@ -22,6 +25,15 @@ SOURCES: dict[str, type[KafkaMetadata] | type[RabbitMQMetadata]] = {
 }
 
 
+__all__ = ["NO_CONNECTIONS", "SOURCES", "CommonMetadata", "Connections", "ConnectionsFileError",
+           "Trigger", "load_connections", "parse_trigger"]
+
+
+def load_connections(path: str | None) -> Connections:
+    """The named connections in the scaler's connections file (none without a file)."""
+    return NO_CONNECTIONS if path is None else _connections.load(path, SOURCES)
+
+
 @dataclasses.dataclass(frozen=True)
 class CommonMetadata:
     source: str = metadata.declare("source", metadata.choice(*SOURCES))
@@ -29,6 +41,7 @@ class CommonMetadata:
         "minReplicaCount", metadata.integer(minimum=0), 0)
     max_replica_count: int | None = metadata.declare(
         "maxReplicaCount", metadata.integer(minimum=1), None)
+    connection: str = metadata.declare("connection", metadata.text, "")
 
     def validate(self) -> list[MetadataError]:
         if self.max_replica_count is not None and self.min_replica_count > self.max_replica_count:
@@ -49,7 +62,7 @@ class Trigger:
     source: base.TriggerMetadata
 
 
-def parse_trigger(raw: Mapping[str, str]) -> Trigger:
+def parse_trigger(raw: Mapping[str, str], connections: Connections = NO_CONNECTIONS) -> Trigger:
     """Parses a trigger's metadata or raises MetadataErrors listing every problem."""
     problems: list[MetadataError] = []
     common = metadata.parse_fields(CommonMetadata, raw, problems)
@@ -58,8 +71,23 @@ def parse_trigger(raw: Mapping[str, str]) -> Trigger:
     if common is not None:
         source_type = SOURCES[common.source]
         known |= metadata.keys_of(source_type)
-        source = metadata.parse_fields(source_type, raw, problems)
-        problems.extend(metadata.check_unknown_keys(raw, known))
+        problems.extend(
+            MetadataError(key, "a value in the trigger", "can only be set in a named "
+                          "connection in the scaler's connections file (give the trigger "
+                          "connection: <name>)")
+            for key in sorted(metadata.connection_only_keys(source_type))
+            if key in raw or key + metadata.FROM_ENV_SUFFIX in raw)
+        # A secret written into the ScaledObject is readable by anyone who can read the
+        # ScaledObject: it comes resolved from the workload's environment, or from the
+        # scaler's own connections file.
+        problems.extend(
+            MetadataError(key, "a value written in the ScaledObject",
+                          f"must not be given in plain text: use {key}FromEnv (resolved by KEDA "
+                          "from the workload's environment) or a named connection")
+            for key in sorted(metadata.secret_keys(source_type)) if raw.get(key))
+        merged = connections.apply(raw, common.source, problems)
+        source = metadata.parse_fields(source_type, merged, problems)
+        problems.extend(metadata.check_unknown_keys(merged, known))
     metadata.raise_if_any(problems)
     # No problems means both parsed.
     assert common is not None  # noqa: S101

@@ -3,18 +3,35 @@ not the log, not an error message, not /metrics, not /scaledobjects."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from tests.conftest import SecureBrokers
 from tests.integration.scaler_process import ScalerProcess
 
 SECRET = "Pa55-w0rd-do-not-leak"
 
 
-def failing_triggers(kafka: str) -> list[dict[str, str]]:
+def failing_triggers(kafka: str, secure: SecureBrokers) -> list[dict[str, str]]:
     return [
+        # wrong passwords over TLS: Kafka SASL_SSL (SCRAM and PLAIN), amqps, https
+        {"source": "kafka", "bootstrapServers": secure.kafka_sasl_ssl, "consumerGroup": "g",
+         "tls": "enable", "unsafeSsl": "true", "sasl": "scram_sha256", "username": "scaler",
+         "passwordFromEnv": SECRET},
+        {"source": "kafka", "bootstrapServers": secure.kafka_sasl_ssl, "consumerGroup": "g",
+         "tls": "enable", "unsafeSsl": "true", "sasl": "plaintext", "username": "scaler",
+         "passwordFromEnv": SECRET},
+        {"source": "rabbitmq", "host": f"amqps://guest:{SECRET}@127.0.0.1:5671/",
+         "queueName": "q", "unsafeSsl": "true"},
+        {"source": "rabbitmq", "host": f"https://guest:{SECRET}@127.0.0.1:15671/",
+         "queueName": "q", "unsafeSsl": "true"},
+        # a named connection whose password is wrong, and one whose certificate fails
+        {"source": "kafka", "connection": "wrong-password", "consumerGroup": "g"},
+        {"source": "rabbitmq", "connection": "no-ca", "queueName": "q"},
         # wrong password over AMQP and HTTP (PERMISSION_DENIED)
         {"source": "rabbitmq", "host": f"amqp://guest:{SECRET}@127.0.0.1:5672/", "queueName": "q"},
         {"source": "rabbitmq", "host": f"http://guest:{SECRET}@127.0.0.1:15672/", "queueName": "q"},
@@ -23,7 +40,7 @@ def failing_triggers(kafka: str) -> list[dict[str, str]]:
          "passwordFromEnv": SECRET},
         # SASL against a PLAINTEXT listener, and against nothing at all
         {"source": "kafka", "bootstrapServers": kafka, "consumerGroup": "g", "topic": "t",
-         "sasl": "scram_sha512", "username": "u", "password": SECRET},
+         "sasl": "scram_sha512", "username": "u", "passwordFromEnv": SECRET},
         {"source": "kafka", "bootstrapServers": "127.0.0.1:1", "consumerGroup": "g",
          "sasl": "plaintext", "usernameFromEnv": "u", "passwordFromEnv": SECRET},
         # bad metadata next to a secret (INVALID_ARGUMENT)
@@ -35,13 +52,34 @@ def failing_triggers(kafka: str) -> list[dict[str, str]]:
     ]
 
 
-def test_no_output_channel_carries_a_secret(kafka_bootstrap: str) -> None:
-    scaler = ScalerProcess("--broker-timeout", "2", "--log-level", "DEBUG")
+def connections_file(path: Path, secure: SecureBrokers) -> str:
+    path.write_text(f"""
+[connections.wrong-password]
+source = "kafka"
+bootstrapServers = "{secure.kafka_sasl_ssl}"
+tls = "enable"
+caFile = "{secure.ca_file}"
+sasl = "scram_sha512"
+username = "scaler"
+password = "{SECRET}"
+
+[connections.no-ca]
+source = "rabbitmq"
+host = "amqps://guest:{SECRET}@127.0.0.1:5671/"
+""")
+    return str(path)
+
+
+def test_no_output_channel_carries_a_secret(kafka_bootstrap: str, secure_brokers: SecureBrokers,
+                                            tmp_path: Path) -> None:
+    scaler = ScalerProcess(
+        "--broker-timeout", "2", "--log-level", "DEBUG",
+        "--connections-file", connections_file(tmp_path / "connections.toml", secure_brokers))
     details = []
     try:
         with grpc.insecure_channel(f"127.0.0.1:{scaler.grpc_port}") as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
-            for index, metadata in enumerate(failing_triggers(kafka_bootstrap)):
+            for index, metadata in enumerate(failing_triggers(kafka_bootstrap, secure_brokers)):
                 so_ref = pb.ScaledObjectRef(name=f"so-{index}", namespace="secrets",
                                             scalerMetadata=metadata)
                 with pytest.raises(grpc.RpcError) as failed:

@@ -46,7 +46,7 @@ def test_every_key_is_read() -> None:
                    allowIdleConsumers="false", limitToPartitionsWithLag="true",
                    excludePersistentLag="True", scaleToZeroOnInvalidOffset="1",
                    tls="enable", unsafeSsl="true", sasl="scram_sha512", username="u",
-                   password="p", version="1.0.0")
+                   passwordFromEnv="p", version="1.0.0")
     assert parsed.topics == ("a", "b")
     assert parsed.partition_limitation == ((1, 1), (2, 2), (10, 20))
     assert [parsed.is_limited_to(p) for p in (0, 1, 2, 3, 10, 20, 21)] == [
@@ -131,10 +131,17 @@ def test_unknown_source_lists_the_valid_ones() -> None:
 
 
 def test_password_is_absent_from_repr_and_errors() -> None:
-    parsed = parse(sasl="plaintext", username="u", password="hunter2-secret")
+    parsed = parse(sasl="plaintext", username="u", passwordFromEnv="hunter2-secret")
     assert "hunter2-secret" not in repr(parsed)
     assert "hunter2-secret" not in str(parsed)
-    assert "hunter2-secret" not in problems({**BASE, "password": "hunter2-secret"})
+    assert "hunter2-secret" not in problems({**BASE, "passwordFromEnv": "hunter2-secret"})
+
+
+def test_a_password_written_in_the_scaled_object_is_refused() -> None:
+    text = problems({**BASE, "sasl": "plaintext", "username": "u", "password": "hunter2-secret"})
+    assert "password: must not be given in plain text: use passwordFromEnv" in text
+    assert "or a named connection" in text
+    assert "hunter2-secret" not in text
 
 
 @pytest.mark.parametrize(("extra", "name"), [

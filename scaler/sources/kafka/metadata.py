@@ -64,6 +64,9 @@ def _reset_policy(value: str) -> lag.OffsetResetPolicy:
 @dataclasses.dataclass(frozen=True)
 class KafkaMetadata:
     source_name: ClassVar[str] = "kafka"
+    # The keys a named connection may set (scaler.sources.connections).
+    connection_keys: ClassVar[frozenset[str]] = frozenset(
+        {"bootstrapServers", "tls", "unsafeSsl", "caFile", "sasl", "username", "password"})
 
     bootstrap_servers: tuple[str, ...] = metadata.declare("bootstrapServers", _bootstrap_servers)
     consumer_group: str = metadata.declare("consumerGroup", metadata.text)
@@ -86,6 +89,7 @@ class KafkaMetadata:
         "scaleToZeroOnInvalidOffset", metadata.boolean, False)
     tls: str = metadata.declare("tls", metadata.choice("enable", "disable"), "disable")
     unsafe_ssl: bool = metadata.declare("unsafeSsl", metadata.boolean, False)
+    ca_file: str = metadata.declare("caFile", metadata.text, "", connection_only=True)
     sasl: str = metadata.declare(
         "sasl", metadata.choice("none", "plaintext", "scram_sha256", "scram_sha512"), "none")
     username: str = metadata.declare("username", metadata.text, "")
@@ -118,11 +122,13 @@ class KafkaMetadata:
             problems.append(MetadataError(
                 "password", "a password", "is only used with sasl plaintext, scram_sha256 or "
                 "scram_sha512"))
+        if self.ca_file and self.tls != "enable":
+            problems.append(MetadataError("caFile", repr(self.ca_file), "needs tls: enable"))
         return problems
 
     def connection_key(self) -> Hashable:
-        return ("kafka", self.bootstrap_servers, self.tls, self.unsafe_ssl, self.sasl,
-                self.username, self.password)
+        return ("kafka", self.bootstrap_servers, self.tls, self.unsafe_ssl, self.ca_file,
+                self.sasl, self.username, self.password)
 
     def target_key(self) -> Hashable:
         return (self.connection_key(), self.consumer_group, self.topics,

@@ -8,7 +8,6 @@ trigger; a 404 closes only the channel, which is reopened on the next read.
 from __future__ import annotations
 
 import contextlib
-import ssl
 import threading
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from scaler.errors import (
     TargetNotFoundError,
 )
 from scaler.sources.rabbitmq.reading import QueueStats, RabbitMQReading
+from scaler.sources.tls import client_context
 
 if TYPE_CHECKING:
     from scaler.sources.rabbitmq.metadata import RabbitMQMetadata
@@ -127,11 +127,9 @@ class AmqpSource:
         tls = connection.host.scheme == "amqps"
         ssl_options = None
         if tls:
-            context = ssl.create_default_context()
-            if connection.unsafe_ssl:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            ssl_options = pika.SSLOptions(context, connection.host.hostname)
+            ssl_options = pika.SSLOptions(
+                client_context(connection.ca_file, connection.unsafe_ssl),
+                connection.host.hostname)
         return pika.ConnectionParameters(
             host=connection.host.hostname,
             port=connection.host.port or (5671 if tls else 5672),

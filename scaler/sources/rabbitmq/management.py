@@ -13,7 +13,6 @@ import contextlib
 import http.client
 import json
 import re
-import ssl
 import threading
 import urllib.parse
 from collections.abc import Hashable, Sequence
@@ -27,6 +26,7 @@ from scaler.errors import (
     TargetNotFoundError,
 )
 from scaler.sources.rabbitmq.reading import QueueStats, RabbitMQReading
+from scaler.sources.tls import client_context
 
 if TYPE_CHECKING:
     from scaler.sources.rabbitmq.metadata import RabbitMQMetadata
@@ -202,10 +202,7 @@ class ManagementSource:
     def _new_connection(self) -> http.client.HTTPConnection:
         url = self._connection.host
         if url.scheme == "https":
-            context = ssl.create_default_context()
-            if self._connection.unsafe_ssl:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+            context = client_context(self._connection.ca_file, self._connection.unsafe_ssl)
             return http.client.HTTPSConnection(
                 url.hostname or "", url.port or 15671, timeout=self._timeout_s, context=context)
         return http.client.HTTPConnection(url.hostname or "", url.port or 15672,

@@ -52,6 +52,9 @@ def _operation(value: str) -> depth.Operation:
 @dataclasses.dataclass(frozen=True)
 class RabbitMQMetadata:
     source_name: ClassVar[str] = "rabbitmq"
+    # The keys a named connection may set (scaler.sources.connections).
+    connection_keys: ClassVar[frozenset[str]] = frozenset(
+        {"host", "tls", "unsafeSsl", "caFile", "username", "password"})
 
     host: urllib.parse.SplitResult = metadata.declare(
         "host", _broker_url, may_hold_credentials=True)
@@ -75,6 +78,7 @@ class RabbitMQMetadata:
         "timeout", metadata.integer(minimum=1, maximum=600_000), None)
     tls: str = metadata.declare("tls", metadata.choice("enable", "disable"), "disable")
     unsafe_ssl: bool = metadata.declare("unsafeSsl", metadata.boolean, False)
+    ca_file: str = metadata.declare("caFile", metadata.text, "", connection_only=True)
     username: str = metadata.declare("username", metadata.text, "")
     password: str = metadata.declare("password", metadata.text, "", secret=True)
 
@@ -121,6 +125,9 @@ class RabbitMQMetadata:
             problems.append(MetadataError(
                 "tls", "enable with a " + self.host.scheme + ":// host",
                 "needs an amqps:// or https:// host"))
+        if self.ca_file and self.host.scheme not in ("amqps", "https"):
+            problems.append(MetadataError(
+                "caFile", repr(self.ca_file), "needs an amqps:// or https:// host"))
         return problems
 
     def _validate_regex(self) -> list[MetadataError]:
@@ -180,10 +187,11 @@ class RabbitMQMetadata:
         if self.is_http:
             # One HTTP client per management API serves every vhost on the broker.
             return ("rabbitmq-http", self.host.scheme, self.host.hostname, self.host.port,
-                    self.http_sub_path, self.credentials, self.unsafe_ssl, self.timeout_s)
+                    self.http_sub_path, self.credentials, self.unsafe_ssl, self.ca_file,
+                    self.timeout_s)
         # An AMQP connection is bound to one vhost.
         return ("rabbitmq-amqp", self.host.scheme, self.host.hostname, self.host.port,
-                self.vhost, self.credentials, self.unsafe_ssl)
+                self.vhost, self.credentials, self.unsafe_ssl, self.ca_file)
 
     def target_key(self) -> Hashable:
         return (self.connection_key(), self.vhost, self.queue_name, self.use_regex,
