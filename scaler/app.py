@@ -20,6 +20,7 @@ from scaler.metrics import ScalerMetrics
 from scaler.poller import Poller, PollerSettings
 from scaler.service import Evaluation, ExternalScalerService
 from scaler.settings import Settings
+from scaler.sources import NO_CONNECTIONS, Connections
 from scaler.web import HttpEndpoints
 
 if TYPE_CHECKING:
@@ -43,9 +44,11 @@ class App:
     ready: threading.Event
 
     async def begin_shutdown(self) -> None:
-        """Health NOT_SERVING and /readyz 503, so KEDA and the Service stop sending."""
+        """Health NOT_SERVING and /readyz 503, so KEDA and the Service stop sending; open
+        StreamIsActive streams end, and KEDA reopens them on another replica."""
         self.ready.clear()
         await server.mark_serving(self.health, False)
+        self.poller.end_watches()
 
     async def stop(self) -> None:
         """Stops serving, lets in-flight RPCs finish within the grace period, then closes
@@ -74,7 +77,7 @@ def poller_settings(settings: Settings) -> PollerSettings:
         persistent_after_s=settings.persistent_lag_after_s)
 
 
-async def start(settings: Settings) -> App:
+async def start(settings: Settings, connections: Connections = NO_CONNECTIONS) -> App:
     registry = prometheus_client.CollectorRegistry()
     metrics = ScalerMetrics(registry)
     poller = Poller(poller_settings(settings), on_read=metrics.record_read,
@@ -82,9 +85,10 @@ async def start(settings: Settings) -> App:
     decisions = DecisionLog(
         settings.idle_after_s, time.monotonic,
         on_forget=lambda key, old: metrics.forget(key[0], key[1], old.source_name))
-    service = ExternalScalerService(poller, metrics, decisions)
+    service = ExternalScalerService(poller, metrics, decisions, connections)
     grpc_server, health_servicer, grpc_port = server.create_server(
-        settings.grpc_address, service, _tls_files(settings))
+        settings.grpc_address, service, _tls_files(settings),
+        server.Limits(settings.max_streams_per_connection, settings.max_request_bytes))
     ready = threading.Event()
     http = HttpEndpoints(
         settings.http_address,
@@ -100,9 +104,9 @@ async def start(settings: Settings) -> App:
     return app
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, connections: Connections) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
-    app = await start(settings)
+    app = await start(settings, connections)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -121,7 +125,7 @@ class _RedactingFormatter(logging.Formatter):
         return redaction.redact_text(super().format(record))
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, connections: Connections = NO_CONNECTIONS) -> None:
     # Poll cycles decode broker answers in a worker thread; a short GIL switch interval (the
     # default is 5 ms) lets the event loop answer RPCs in between instead of after them.
     sys.setswitchinterval(0.001)
@@ -132,15 +136,16 @@ def run(settings: Settings) -> None:
     # and our metrics as an UNAVAILABLE answer, so their copies only add noise.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, connections))
 
 
-async def check(settings: Settings, metadata: dict[str, str]) -> Evaluation:
+async def check(settings: Settings, connections: Connections, metadata: dict[str, str],
+                ) -> Evaluation:
     """One read and one decision for one trigger, exactly as the gRPC service makes them."""
     poller = Poller(poller_settings(settings))
     service = ExternalScalerService(
         poller, ScalerMetrics(prometheus_client.CollectorRegistry()),
-        DecisionLog(settings.idle_after_s, time.monotonic))
+        DecisionLog(settings.idle_after_s, time.monotonic), connections)
     try:
         return await service.evaluate("cli", "check", metadata)
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 from scaler import app
 from scaler.errors import MetadataErrors, ScalerError
 from scaler.settings import Settings
+from scaler.sources import ConnectionsFileError, load_connections
 
 _DEFAULTS = Settings()
 
@@ -46,6 +47,16 @@ def _readable_file(value: str) -> str:
     return value
 
 
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    def convert(value: str) -> int:
+        if not value.isdigit() or int(value) < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number of at least {minimum}, got {value!r}")
+        return int(value)
+
+    return convert
+
+
 def _log_level(value: str) -> str:
     levels = ("DEBUG", "INFO", "WARNING", "ERROR")
     if value.upper() not in levels:
@@ -72,6 +83,12 @@ _SETTING_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ("shutdown_grace_s", "--shutdown-grace", _positive_seconds,
      "seconds in-flight RPCs get after SIGTERM"),
     ("log_level", "--log-level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
+    ("connections_file", "--connections-file", _readable_file,
+     "TOML file of named broker connections that triggers use with connection: <name>"),
+    ("max_streams_per_connection", "--max-streams-per-connection", _whole_number(1),
+     "concurrent RPCs and StreamIsActive streams one client connection may hold"),
+    ("max_request_bytes", "--max-request-bytes", _whole_number(1024),
+     "largest gRPC request accepted, in bytes"),
     ("tls_cert_file", "--tls-cert", _readable_file,
      "PEM certificate for TLS on the gRPC port (with --tls-key)"),
     ("tls_key_file", "--tls-key", _readable_file, "PEM private key of --tls-cert"),
@@ -140,11 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = _settings(parser, args)
+    try:
+        connections = load_connections(settings.connections_file)
+    except ConnectionsFileError as exc:
+        parser.error(f"--connections-file (QUEUE_SCALER_CONNECTIONS_FILE): {exc}")
     if args.command == "serve":
-        app.run(settings)
+        app.run(settings, connections)
         return 0
     try:
-        evaluation = asyncio.run(app.check(settings, dict(args.metadata)))
+        evaluation = asyncio.run(app.check(settings, connections, dict(args.metadata)))
     except MetadataErrors as exc:
         print(f"invalid metadata: {exc}", file=sys.stderr)
         return 2

@@ -102,6 +102,7 @@ class Poller:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_threads, thread_name_prefix="broker-read")
         self._closed = False
+        self._watches_ended = False
 
     def age_of(self, snapshot: Snapshot) -> float:
         return max(0.0, self._clock() - snapshot.read_at)
@@ -139,7 +140,7 @@ class Poller:
         _, target = self._register(trigger)
         target.streams += 1
         try:
-            while True:
+            while not self._watches_ended:
                 updated = target.updated
                 try:
                     yield await self.read(trigger)
@@ -148,6 +149,14 @@ class Poller:
                 await updated.wait()
         finally:
             target.streams -= 1
+
+    def end_watches(self) -> None:
+        """Ends every open watch (their streams finish normally, so that a shutdown need not
+        wait for its grace period and then cancel them); reads go on until close()."""
+        self._watches_ended = True
+        for connection in self._connections.values():
+            for target in connection.targets.values():
+                target.updated.set()
 
     def close(self) -> None:
         """Stops every poll loop and closes every broker connection."""

@@ -38,6 +38,14 @@ class Settings:
     tls_client_ca_file: str | None = None
     """PEM CA bundle: when set, clients must present a certificate it signed (mTLS), as KEDA
     does with a TriggerAuthentication's tlsClientCert/tlsClientKey."""
+    connections_file: str | None = None
+    """TOML file of named broker connections (addresses, credentials, CA files) that triggers
+    refer to with `connection: <name>`; see scaler.sources.connections."""
+    max_streams_per_connection: int = 10_000
+    """Concurrent RPCs (StreamIsActive streams included) one client connection may have open;
+    KEDA keeps one stream per external-push ScaledObject on one connection."""
+    max_request_bytes: int = 1024 * 1024
+    """Largest gRPC request accepted; a ScaledObject's metadata is a few kilobytes."""
     shutdown_grace_s: float = 10.0
     """Seconds in-flight RPCs get to finish after SIGTERM."""
     log_level: str = "INFO"
