@@ -1,6 +1,7 @@
 """Faults against the real brokers: a killed and restarted Kafka, a listener that never
-answers, a topic deleted under one ScaledObject. Throughout, an answer is the last good value
-(within the staleness bound) or an error: never 0, never inactive."""
+answers, a topic deleted under one ScaledObject, a stopped and a killed RabbitMQ. Throughout,
+an answer is the last good value (within the staleness bound) or an error: never 0, never
+inactive."""
 
 from __future__ import annotations
 
@@ -183,16 +184,42 @@ def rabbitmqctl(command: str) -> None:
                    capture_output=True, timeout=120, check=True)
 
 
+def stop_rabbitmq(how: str) -> None:
+    if how == "stop_app":
+        rabbitmqctl("stop_app")  # the node stays up, the broker application stops
+    else:
+        brokers("kill", "rabbitmq")  # SIGKILL of the Erlang VM: no goodbye to any client
+
+
+def start_rabbitmq(how: str) -> None:
+    if how == "stop_app":
+        rabbitmqctl("start_app")
+    else:
+        brokers("up", "rabbitmq")
+    wait_until(lambda: broker_is_up("rabbitmq"), "RabbitMQ to answer again", timeout_s=120)
+
+
 @pytest.fixture
 def rabbitmq_restored(rabbitmq_amqp_url: str, rabbitmq_http_url: str) -> Iterator[None]:
     yield
-    rabbitmqctl("start_app")
-    wait_until(lambda: broker_is_up("rabbitmq"), "RabbitMQ to answer again", timeout_s=60)
+    if not broker_is_up("rabbitmq"):
+        if rabbitmq_node_is_up():
+            rabbitmqctl("start_app")
+        else:
+            brokers("up", "rabbitmq")
+        wait_until(lambda: broker_is_up("rabbitmq"), "RabbitMQ to answer again", timeout_s=120)
 
 
-async def test_stopped_rabbitmq_never_reads_as_zero_and_recovers(
+def rabbitmq_node_is_up() -> bool:
+    done = subprocess.run(["rabbitmqctl", "ping"],  # noqa: S607 - the broker's own CLI
+                          capture_output=True, timeout=60, check=False)
+    return done.returncode == 0
+
+
+@pytest.mark.parametrize("how", ["stop_app", "kill"])
+async def test_stopped_or_killed_rabbitmq_never_reads_as_zero_and_recovers(
         scaler: app.App, stub: pb_grpc.ExternalScalerStub, rabbitmq_amqp_url: str,
-        rabbitmq_http_url: str, rabbitmq_restored: None, unique_name: Names) -> None:
+        rabbitmq_http_url: str, rabbitmq_restored: None, unique_name: Names, how: str) -> None:
     before = RabbitMQHelper(rabbitmq_amqp_url, rabbitmq_http_url)
     queue = before.declare(unique_name("durable"), durable=True)
     before.publish(queue, 5, persistent=True)
@@ -203,16 +230,14 @@ async def test_stopped_rabbitmq_never_reads_as_zero_and_recovers(
     for so_ref in refs:  # the management API samples every second
         assert await wait_for_value(stub, so_ref, metric, 5, timeout_s=30) == 5
 
-    await asyncio.to_thread(rabbitmqctl, "stop_app")
+    await asyncio.to_thread(stop_rabbitmq, how)
     during = []
     for _ in range(12):
         for so_ref in refs:
             during.append(await value_or_code(stub, so_ref, metric))
             during.append(await active_or_code(stub, so_ref))
         await asyncio.sleep(0.25)
-    await asyncio.to_thread(rabbitmqctl, "start_app")
-    await asyncio.to_thread(wait_until, lambda: broker_is_up("rabbitmq"),
-                            "RabbitMQ to answer again", 60.0)
+    await asyncio.to_thread(start_rabbitmq, how)
     after = RabbitMQHelper(rabbitmq_amqp_url, rabbitmq_http_url)
     after.publish(queue, 2, persistent=True)
     fresh = [await wait_for_value(stub, so_ref, metric, 7) for so_ref in refs]
