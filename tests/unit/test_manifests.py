@@ -37,3 +37,16 @@ def test_example_trigger_metadata_parses(scaled_object: dict[str, Any]) -> None:
     for trigger in triggers:
         metadata = {key: RESOLVED.get(key, value) for key, value in trigger["metadata"].items()}
         sources.parse_trigger(metadata)
+
+
+def test_the_shipped_connections_file_loads(tmp_path: pathlib.Path) -> None:
+    documents = yaml.safe_load_all((REPO / "manifests" / "queue-scaler.yaml").read_text())
+    secret = next(doc for doc in documents if doc and doc["kind"] == "Secret")
+    path = tmp_path / "connections.toml"
+    path.write_text(secret["stringData"]["connections.toml"])
+    connections = sources.load_connections(str(path))
+    assert connections.by_name
+    target = {"kafka": {"consumerGroup": "g"}, "rabbitmq": {"queueName": "q"}}
+    for name, connection in connections.by_name.items():
+        sources.parse_trigger({"source": connection.source, "connection": name,
+                               **target[connection.source]}, connections)
