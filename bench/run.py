@@ -77,6 +77,23 @@ def counter(scaler: ScalerProcess, name: str) -> float:
                for sample in family.samples if sample.name == name)
 
 
+def get_metrics_buckets(scaler: ScalerProcess) -> dict[float, float]:
+    """The scaler's own GetMetrics duration histogram: upper bound (s) -> cumulative count."""
+    return {float(sample.labels["le"]): sample.value
+            for family in text_string_to_metric_families(scaler.http("/metrics"))
+            for sample in family.samples
+            if sample.name == "queue_scaler_grpc_request_duration_seconds_bucket"
+            and sample.labels.get("method") == "GetMetrics"}
+
+
+def server_percentile_bound(before: dict[float, float], after: dict[float, float],
+                            fraction: float) -> float:
+    """The histogram bucket bound that `fraction` of the calls in between stayed under."""
+    counts = sorted((bound, after[bound] - before.get(bound, 0.0)) for bound in after)
+    total = counts[-1][1]
+    return next(bound for bound, count in counts if count >= fraction * total)
+
+
 def prepare_kafka(bootstrap: str, layout: str, groups: int) -> list[tuple[str, str, int]]:
     """The layout's topics with 10 messages each, and `groups` groups committed at offset 0 on
     every partition of their topic. Reused across runs. Returns (group, topic, partitions)."""
@@ -154,6 +171,7 @@ def fan_in(size: int, layout: str, triples: list[tuple[str, str, int]],
         asyncio.run(keda_rounds(scaler.grpc_port, refs, 1))  # registers every target
         proxy.reset()
         cycles_before = 0.0 if baseline else counter(scaler, "queue_scaler_poll_cycles_total")
+        buckets_before = {} if baseline else get_metrics_buckets(scaler)
         cpu_before = cpu_seconds(scaler)
         started = time.monotonic()
         latencies, failures = asyncio.run(keda_rounds(scaler.grpc_port, refs, ROUNDS))
@@ -163,6 +181,8 @@ def fan_in(size: int, layout: str, triples: list[tuple[str, str, int]],
         cycles = 0.0 if baseline else (
             counter(scaler, "queue_scaler_poll_cycles_total") - cycles_before)
         rss = peak_rss_mb(scaler)
+        server_p99 = "-" if baseline else round(server_percentile_bound(
+            buckets_before, get_metrics_buckets(scaler), 0.99) * 1000, 2)
     finally:
         scaler.stop()
     total = sum(counts.values())
@@ -174,6 +194,7 @@ def fan_in(size: int, layout: str, triples: list[tuple[str, str, int]],
         "partitions": sum(p for _, p in {(t, p) for _, t, p in triples[:size]}),
         "GetMetrics p50 ms": round(statistics.median(latencies) * 1000, 2),
         "GetMetrics p99 ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "in-server p99 <= ms": server_p99,
         "failed calls": failures,
         "broker requests per KEDA round": round(total / ROUNDS, 1),
         "per poll cycle": round(total / cycles, 1) if cycles else "-",
