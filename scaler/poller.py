@@ -62,11 +62,6 @@ class PollerSettings:
     persistent_after_s: float = 30.0
 
 
-# What one batched read gives each target: its reading (and the progress markers that stood
-# still long enough to count as stalled) or its error.
-_Result = tuple[base.Reading, frozenset[Hashable]] | SourceError
-
-
 class _Target:
     def __init__(self, trigger: base.TriggerMetadata, now: float) -> None:
         self.trigger = trigger
@@ -86,7 +81,7 @@ class _Connection:
         self.targets: dict[Hashable, _Target] = {}
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.reading: asyncio.Future[Mapping[Hashable, _Result]] | None = None
+        self.reading: asyncio.Future[Mapping[Hashable, base.Reading | SourceError]] | None = None
 
 
 class Poller:
@@ -255,7 +250,7 @@ class Poller:
         triggers = [target.trigger for target in due]
         source_name = triggers[0].source_name
         started = self._clock()
-        results: Mapping[Hashable, _Result] = {}
+        results: Mapping[Hashable, base.Reading | SourceError] = {}
         failure: Exception | None = None
         if connection.reading is not None and not connection.reading.done():
             # A read that outlived its timeout still holds the connection: do not pile up.
@@ -265,7 +260,7 @@ class Poller:
         else:
             loop = asyncio.get_running_loop()
             connection.reading = loop.run_in_executor(
-                self._executor, self._read_and_track, connection.source, due)
+                self._executor, connection.source.read_many, triggers)
             # A read that outlives its timeout still ends; nobody awaits it then, so take its
             # outcome here (asyncio would log an unretrieved exception with a traceback).
             connection.reading.add_done_callback(_consume_outcome)
@@ -294,27 +289,9 @@ class Poller:
                 target.error = result
             else:
                 target.error = None
-                target.snapshot = Snapshot(result[0], now, result[1])
+                target.snapshot = Snapshot(result, now, self._track_progress(target, result, now))
             updated, target.updated = target.updated, asyncio.Event()
             updated.set()
-
-    def _read_and_track(self, source: base.Source, due: list[_Target]
-                        ) -> dict[Hashable, _Result]:
-        """One batched read, and each target's progress markers updated from it, on the read's
-        worker thread: with thousands of partitions per cycle, the tracking would otherwise
-        hold the event loop (only one read per connection runs at a time, so only this thread
-        touches the targets' progress meanwhile)."""
-        results = source.read_many([target.trigger for target in due])
-        now = self._clock()
-        tracked: dict[Hashable, _Result] = {}
-        for target in due:
-            key = target.trigger.target_key()
-            result = results.get(key)
-            if isinstance(result, SourceError):
-                tracked[key] = result
-            elif result is not None:
-                tracked[key] = (result, self._track_progress(target, result, now))
-        return tracked
 
     def _track_progress(self, target: _Target, reading: base.Reading, now: float
                         ) -> frozenset[Hashable]:
