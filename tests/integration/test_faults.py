@@ -179,6 +179,31 @@ async def test_deleted_topic_fails_only_its_scaled_object(
     assert answers == (4.0, grpc.StatusCode.NOT_FOUND)
 
 
+@pytest.mark.parametrize("protocol", ["amqp", "http"])
+async def test_deleted_queue_fails_only_its_scaled_object(
+        scaler: app.App, stub: pb_grpc.ExternalScalerStub, rabbitmq_helper: RabbitMQHelper,
+        unique_name: Names, protocol: str) -> None:
+    kept, doomed = (rabbitmq_helper.declare(unique_name(n)) for n in ("kept", "doomed"))
+    host = rabbitmq_helper.amqp_url if protocol == "amqp" else rabbitmq_helper.http_url
+    refs = {queue: ref(queue, source="rabbitmq", host=host, queueName=queue)
+            for queue in (kept, doomed)}
+    for queue in (kept, doomed):  # both read through one connection, in one poll cycle
+        assert await wait_for_value(stub, refs[queue], f"rabbitmq-{queue}", 0) == 0
+
+    rabbitmq_helper.delete(doomed)
+    rabbitmq_helper.publish(kept, 3)
+    deadline = time.monotonic() + 30
+    answers: tuple[object, object] = (None, None)
+    while time.monotonic() < deadline:
+        answers = (await value_or_code(stub, refs[kept], f"rabbitmq-{kept}"),
+                   await value_or_code(stub, refs[doomed], f"rabbitmq-{doomed}"))
+        if answers == (3.0, grpc.StatusCode.NOT_FOUND):
+            break
+        await asyncio.sleep(0.25)
+    rabbitmq_helper.delete(kept)
+    assert answers == (3.0, grpc.StatusCode.NOT_FOUND)
+
+
 def rabbitmqctl(command: str) -> None:
     subprocess.run(["rabbitmqctl", command],  # noqa: S603, S607 - the broker's own CLI
                    capture_output=True, timeout=120, check=True)
