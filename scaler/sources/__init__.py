@@ -85,7 +85,7 @@ def parse_trigger(raw: Mapping[str, str], connections: Connections = NO_CONNECTI
                           f"must not be given in plain text: use {key}FromEnv (resolved by KEDA "
                           "from the workload's environment) or a named connection")
             for key in sorted(metadata.secret_keys(source_type)) if raw.get(key))
-        merged = connections.apply(raw, common.source, problems)
+        merged = connections.apply(raw, common.source, common.connection, problems)
         source = metadata.parse_fields(source_type, merged, problems)
         problems.extend(metadata.check_unknown_keys(merged, known))
     metadata.raise_if_any(problems)

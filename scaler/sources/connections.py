@@ -61,11 +61,11 @@ class Connections:
     by_name: Mapping[str, NamedConnection] = dataclasses.field(default_factory=dict)
     path: str | None = None
 
-    def apply(self, raw: Mapping[str, str], source: str, problems: list[MetadataError],
-              ) -> dict[str, str]:
-        """`raw` with the named connection's keys filled in (and `connection` removed)."""
-        merged = {key: value for key, value in raw.items() if key != CONNECTION_KEY}
-        name = raw.get(CONNECTION_KEY, "").strip()
+    def apply(self, raw: Mapping[str, str], source: str, name: str,
+              problems: list[MetadataError]) -> dict[str, str]:
+        """`raw` with connection `name`'s keys filled in (and the `connection` key removed)."""
+        merged = {key: value for key, value in raw.items()
+                  if key not in (CONNECTION_KEY, CONNECTION_KEY + metadata.FROM_ENV_SUFFIX)}
         if not name:
             return merged
         connection = self.by_name.get(name)

@@ -66,6 +66,16 @@ def test_a_trigger_gets_the_connections_keys(tmp_path: Path, ca_file: str) -> No
     assert rabbit.source.vhost == "prod"
 
 
+def test_the_connection_name_may_come_from_the_environment(tmp_path: Path, ca_file: str
+                                                          ) -> None:
+    connections = sources.load_connections(good_file(tmp_path, ca_file))
+    trigger = sources.parse_trigger(
+        {"source": "rabbitmq", "connectionFromEnv": "rabbit", "queueName": "orders"},
+        connections)
+    assert isinstance(trigger.source, RabbitMQMetadata)
+    assert trigger.source.vhost == "prod"
+
+
 def test_connections_never_show_their_values(tmp_path: Path, ca_file: str) -> None:
     connections = sources.load_connections(good_file(tmp_path, ca_file))
     assert PASSWORD not in repr(connections)
