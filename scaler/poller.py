@@ -72,6 +72,8 @@ class _Target:
         self.wanted = False
         self.streams = 0
         self.progress: dict[Hashable, tuple[object, float]] = {}
+        # Set once any trigger of this target needs progress tracked (see needs_progress).
+        self.tracks_progress = False
         self.updated = asyncio.Event()
 
 
@@ -182,6 +184,7 @@ class Poller:
         if target is None:
             target = connection.targets[trigger.target_key()] = _Target(trigger, now)
         target.requested_at = now
+        target.tracks_progress = target.tracks_progress or trigger.needs_progress()
         if connection.task is None or connection.task.done():
             connection.task = asyncio.get_running_loop().create_task(
                 self._poll(trigger.connection_key(), connection),
@@ -289,7 +292,9 @@ class Poller:
                 target.error = result
             else:
                 target.error = None
-                target.snapshot = Snapshot(result, now, self._track_progress(target, result, now))
+                stalled = (self._track_progress(target, result, now) if target.tracks_progress
+                           else frozenset())
+                target.snapshot = Snapshot(result, now, stalled)
             updated, target.updated = target.updated, asyncio.Event()
             updated.set()
 

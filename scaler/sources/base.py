@@ -60,6 +60,12 @@ class TriggerMetadata(Protocol):
         """Per-replica target (lagThreshold, value) reported in the MetricSpec."""
         ...
 
+    def needs_progress(self) -> bool:
+        """True when `decide` uses `stalled` (Kafka's excludePersistentLag). The poller tracks
+        progress markers only for targets a trigger needs them for: with hundreds of
+        thousands of partitions, tracking costs memory and event-loop time every cycle."""
+        ...
+
     def open_source(self, timeout_s: float) -> Source:
         """A new connection for `connection_key()`; it connects lazily on first read."""
         ...

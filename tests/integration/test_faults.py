@@ -72,6 +72,20 @@ async def wait_for_value(stub: pb_grpc.ExternalScalerStub, so_ref: pb.ScaledObje
     return answer
 
 
+async def wait_for_answers(stub: pb_grpc.ExternalScalerStub,
+                           calls: list[tuple[pb.ScaledObjectRef, str]],
+                           expected: list[float | grpc.StatusCode], timeout_s: float = 30.0,
+                           ) -> list[float | grpc.StatusCode]:
+    """Polls GetMetrics for every (ScaledObject, metric) until the answers are `expected` or
+    time runs out; returns the last answers."""
+    deadline = time.monotonic() + timeout_s
+    answers = [await value_or_code(stub, so_ref, metric) for so_ref, metric in calls]
+    while answers != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        answers = [await value_or_code(stub, so_ref, metric) for so_ref, metric in calls]
+    return answers
+
+
 async def active_or_code(stub: pb_grpc.ExternalScalerStub, so_ref: pb.ScaledObjectRef
                          ) -> bool | grpc.StatusCode:
     try:
@@ -168,15 +182,10 @@ async def test_deleted_topic_fails_only_its_scaled_object(
 
     kafka_helper.admin.delete_topics([doomed])
     kafka_helper.produce(kept, 4)
-    deadline = time.monotonic() + 30
-    answers: tuple[object, object] = (None, None)
-    while time.monotonic() < deadline:
-        answers = (await value_or_code(stub, refs[kept], f"kafka-{kept}"),
-                   await value_or_code(stub, refs[doomed], f"kafka-{doomed}"))
-        if answers == (4.0, grpc.StatusCode.NOT_FOUND):
-            break
-        await asyncio.sleep(0.25)
-    assert answers == (4.0, grpc.StatusCode.NOT_FOUND)
+    answers = await wait_for_answers(
+        stub, [(refs[kept], f"kafka-{kept}"), (refs[doomed], f"kafka-{doomed}")],
+        [4.0, grpc.StatusCode.NOT_FOUND])
+    assert answers == [4.0, grpc.StatusCode.NOT_FOUND]
 
 
 @pytest.mark.parametrize("protocol", ["amqp", "http"])
@@ -192,16 +201,11 @@ async def test_deleted_queue_fails_only_its_scaled_object(
 
     rabbitmq_helper.delete(doomed)
     rabbitmq_helper.publish(kept, 3)
-    deadline = time.monotonic() + 30
-    answers: tuple[object, object] = (None, None)
-    while time.monotonic() < deadline:
-        answers = (await value_or_code(stub, refs[kept], f"rabbitmq-{kept}"),
-                   await value_or_code(stub, refs[doomed], f"rabbitmq-{doomed}"))
-        if answers == (3.0, grpc.StatusCode.NOT_FOUND):
-            break
-        await asyncio.sleep(0.25)
+    answers = await wait_for_answers(
+        stub, [(refs[kept], f"rabbitmq-{kept}"), (refs[doomed], f"rabbitmq-{doomed}")],
+        [3.0, grpc.StatusCode.NOT_FOUND])
     rabbitmq_helper.delete(kept)
-    assert answers == (3.0, grpc.StatusCode.NOT_FOUND)
+    assert answers == [3.0, grpc.StatusCode.NOT_FOUND]
 
 
 def rabbitmqctl(command: str) -> None:

@@ -143,6 +143,9 @@ class KafkaMetadata:
     def target_value(self) -> float:
         return float(self.lag_threshold)
 
+    def needs_progress(self) -> bool:
+        return self.exclude_persistent_lag
+
     def options(self) -> lag.LagOptions:
         return lag.LagOptions(
             lag_threshold=self.lag_threshold,

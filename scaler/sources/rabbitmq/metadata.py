@@ -205,6 +205,9 @@ class RabbitMQMetadata:
     def target_value(self) -> float:
         return self.options().value
 
+    def needs_progress(self) -> bool:
+        return False
+
     def options(self) -> depth.DepthOptions:
         target = self.value if self.value is not None else (self.queue_length or _DEFAULT_VALUE)
         return depth.DepthOptions(self.effective_mode, target, self.activation_value)
