@@ -261,7 +261,7 @@ def activation(trials: int) -> list[dict[str, object]]:
                                        "consumerGroup": group, "topic": topic},
             produce, commit_to_end))
         rabbit_latencies = asyncio.run(activation_trials(
-            scaler.grpc_port, trials, {"source": "rabbitmq", "host": amqp_url,
+            scaler.grpc_port, trials, {"source": "rabbitmq", "hostFromEnv": amqp_url,
                                        "queueName": queue},
             lambda: channel.basic_publish("", queue, b"wake"), lambda: channel.queue_purge(queue)))
     finally:

@@ -47,6 +47,7 @@ class FieldSpec:
     convert: Callable[[str], Any]
     secret: bool
     connection_only: bool = False
+    may_hold_credentials: bool = False
 
 
 def declare(
@@ -63,7 +64,8 @@ def declare(
     `secret` values are never shown; `may_hold_credentials` values (URLs) are left out of repr
     and shown in errors only with their userinfo masked. `connection_only` keys name files on
     the scaler's own filesystem, so only its operator may set them, in a named connection."""
-    spec = FieldSpec(key=key, convert=convert, secret=secret, connection_only=connection_only)
+    spec = FieldSpec(key=key, convert=convert, secret=secret, connection_only=connection_only,
+                     may_hold_credentials=may_hold_credentials)
     show = not (secret or may_hold_credentials)
     if default is REQUIRED:
         field: Any = dataclasses.field(metadata={"spec": spec}, repr=show)
@@ -96,6 +98,12 @@ def connection_only_keys(cls: type[Declared]) -> frozenset[str]:
 
 def secret_keys(cls: type[Declared]) -> frozenset[str]:
     return frozenset(_spec(field).key for field in dataclasses.fields(cls) if _spec(field).secret)
+
+
+def credential_url_keys(cls: type[Declared]) -> frozenset[str]:
+    """Keys whose value is a URL that may carry a username and password."""
+    return frozenset(_spec(field).key for field in dataclasses.fields(cls)
+                     if _spec(field).may_hold_credentials)
 
 
 def spec_of(cls: type[Declared], key: str) -> FieldSpec | None:

@@ -31,6 +31,14 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{_MASK}@{host}"))
 
 
+def has_password(url: str) -> bool:
+    """True if `url` carries a password in its userinfo."""
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
+
+
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Masks userinfo of URLs found in `text`, and every literal in `secrets`."""
     masked = _USERINFO_IN_TEXT.sub(_mask_userinfo, text)

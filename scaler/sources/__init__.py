@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from scaler import metadata, policy
+from scaler import metadata, policy, redaction
 from scaler.errors import MetadataError
 from scaler.sources import base
 from scaler.sources import connections as _connections
@@ -85,6 +85,12 @@ def parse_trigger(raw: Mapping[str, str], connections: Connections = NO_CONNECTI
                           f"must not be given in plain text: use {key}FromEnv (resolved by KEDA "
                           "from the workload's environment) or a named connection")
             for key in sorted(metadata.secret_keys(source_type)) if raw.get(key))
+        problems.extend(
+            MetadataError(key, "a URL with a password written in the ScaledObject",
+                          f"must not carry a password in plain text: use {key}FromEnv (resolved "
+                          "by KEDA from the workload's environment) or a named connection")
+            for key in sorted(metadata.credential_url_keys(source_type))
+            if redaction.has_password(raw.get(key, "")))
         merged = connections.apply(raw, common.source, common.connection, problems)
         source = metadata.parse_fields(source_type, merged, problems)
         problems.extend(metadata.check_unknown_keys(merged, known))

@@ -151,9 +151,9 @@ async def test_black_hole_broker_is_bounded_and_does_not_slow_others(
         stuck = [ref(f"stuck-{kind}", **metadata) for kind, metadata in (
             ("kafka", {"source": "kafka", "bootstrapServers": hole_address,
                        "consumerGroup": "g", "topic": "t"}),
-            ("amqp", {"source": "rabbitmq", "host": f"amqp://u:p@{hole_address}/",
+            ("amqp", {"source": "rabbitmq", "hostFromEnv": f"amqp://u:p@{hole_address}/",
                       "queueName": "q"}),
-            ("http", {"source": "rabbitmq", "host": f"http://u:p@{hole_address}/",
+            ("http", {"source": "rabbitmq", "hostFromEnv": f"http://u:p@{hole_address}/",
                       "queueName": "q"}))]
         stuck_calls = [asyncio.ensure_future(active_or_code(stub, so_ref)) for so_ref in stuck]
         await asyncio.sleep(0.5)  # the stuck reads are now in flight
@@ -194,7 +194,7 @@ async def test_deleted_queue_fails_only_its_scaled_object(
         unique_name: Names, protocol: str) -> None:
     kept, doomed = (rabbitmq_helper.declare(unique_name(n)) for n in ("kept", "doomed"))
     host = rabbitmq_helper.amqp_url if protocol == "amqp" else rabbitmq_helper.http_url
-    refs = {queue: ref(queue, source="rabbitmq", host=host, queueName=queue)
+    refs = {queue: ref(queue, source="rabbitmq", hostFromEnv=host, queueName=queue)
             for queue in (kept, doomed)}
     for queue in (kept, doomed):  # both read through one connection, in one poll cycle
         assert await wait_for_value(stub, refs[queue], f"rabbitmq-{queue}", 0) == 0
@@ -253,7 +253,7 @@ async def test_stopped_or_killed_rabbitmq_never_reads_as_zero_and_recovers(
     queue = before.declare(unique_name("durable"), durable=True)
     before.publish(queue, 5, persistent=True)
     before.close()
-    refs = [ref(f"rabbit-{kind}", source="rabbitmq", host=url, queueName=queue)
+    refs = [ref(f"rabbit-{kind}", source="rabbitmq", hostFromEnv=url, queueName=queue)
             for kind, url in (("amqp", rabbitmq_amqp_url), ("http", rabbitmq_http_url))]
     metric = f"rabbitmq-{queue}"
     for so_ref in refs:  # the management API samples every second

@@ -94,11 +94,11 @@ async def test_rabbitmq_depth_over_amqp_and_http(
     rabbitmq_helper.publish(queue, 7)
 
     over_amqp = await metric_value(stub, ref(
-        source="rabbitmq", host=rabbitmq_helper.amqp_url, queueName=queue))
+        source="rabbitmq", hostFromEnv=rabbitmq_helper.amqp_url, queueName=queue))
     # The management API's counters refresh on the broker's statistics interval.
     wait_until(lambda: rabbitmq_helper.api_messages(queue) == 7, "the management API to count 7")
     over_http = await metric_value(stub, ref(
-        source="rabbitmq", host=rabbitmq_helper.http_url, queueName=queue))
+        source="rabbitmq", hostFromEnv=rabbitmq_helper.http_url, queueName=queue))
 
     assert over_amqp.metricValueFloat == 7.0
     assert over_http.metricValueFloat == 7.0
@@ -132,7 +132,7 @@ async def test_unreachable_kafka_is_unavailable_never_zero_or_inactive(
 
 
 async def test_unreachable_rabbitmq_is_unavailable(stub: pb_grpc.ExternalScalerStub) -> None:
-    so_ref = ref(source="rabbitmq", host="amqp://guest:guest@127.0.0.1:1/", queueName="q")
+    so_ref = ref(source="rabbitmq", hostFromEnv="amqp://guest:guest@127.0.0.1:1/", queueName="q")
     assert await status_of(stub.IsActive(so_ref)) is grpc.StatusCode.UNAVAILABLE
 
 
@@ -148,7 +148,7 @@ async def test_missing_topic_is_not_found(stub: pb_grpc.ExternalScalerStub,
 async def test_missing_queue_is_not_found(stub: pb_grpc.ExternalScalerStub,
                                           request: pytest.FixtureRequest, url_fixture: str,
                                           unique_name: Callable[[str], str]) -> None:
-    so_ref = ref(source="rabbitmq", host=request.getfixturevalue(url_fixture),
+    so_ref = ref(source="rabbitmq", hostFromEnv=request.getfixturevalue(url_fixture),
                  queueName=unique_name("absent"))
     assert await status_of(stub.IsActive(so_ref)) is grpc.StatusCode.NOT_FOUND
 
@@ -157,7 +157,7 @@ async def test_missing_queue_is_not_found(stub: pb_grpc.ExternalScalerStub,
 async def test_wrong_rabbitmq_password_is_permission_denied_without_the_password(
         stub: pb_grpc.ExternalScalerStub, scheme: str) -> None:
     port = 5672 if scheme == "amqp" else 15672
-    so_ref = ref(source="rabbitmq", host=f"{scheme}://guest:Wr0ngSecret@127.0.0.1:{port}/",
+    so_ref = ref(source="rabbitmq", hostFromEnv=f"{scheme}://guest:Wr0ngSecret@127.0.0.1:{port}/",
                  queueName="q")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.IsActive(so_ref)

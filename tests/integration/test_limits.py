@@ -28,7 +28,7 @@ def busy_queue(rabbitmq_helper: RabbitMQHelper, unique_name: Names) -> Iterator[
 
 def stream_ref(name: str, amqp_url: str, queue: str) -> pb.ScaledObjectRef:
     return pb.ScaledObjectRef(name=name, namespace="limits", scalerMetadata={
-        "source": "rabbitmq", "host": amqp_url, "queueName": queue})
+        "source": "rabbitmq", "hostFromEnv": amqp_url, "queueName": queue})
 
 
 def peak_rss_kib(pid: int) -> int:

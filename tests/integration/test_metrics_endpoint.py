@@ -39,12 +39,12 @@ async def one_good_one_broken(stub: pb_grpc.ExternalScalerStub, rabbitmq_helper:
     queue = rabbitmq_helper.declare(unique_name("jobs"))
     rabbitmq_helper.publish(queue, 45)
     so_ref = pb.ScaledObjectRef(name="mailer", namespace="shop", scalerMetadata={
-        "source": "rabbitmq", "host": rabbitmq_helper.amqp_url, "queueName": queue})
+        "source": "rabbitmq", "hostFromEnv": rabbitmq_helper.amqp_url, "queueName": queue})
     await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=so_ref,
                                                metricName=f"rabbitmq-{queue}"))
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.IsActive(pb.ScaledObjectRef(name="broken", namespace="shop", scalerMetadata={
-            "source": "rabbitmq", "host": "amqp://guest:Sup3rSecret@127.0.0.1:1/",
+            "source": "rabbitmq", "hostFromEnv": "amqp://guest:Sup3rSecret@127.0.0.1:1/",
             "queueName": queue}))
     return queue
 

@@ -66,7 +66,7 @@ async def test_outage_cycles_leave_resources_flat(
         upstream = "127.0.0.1:5672" if kind == "amqp" else "127.0.0.1:15672"
         queue = rabbitmq_helper.declare(unique_name("q"))
         metadata = {"source": "rabbitmq", "queueName": queue,
-                    "host": f"{kind}://guest:guest@{listen}/"}
+                    "hostFromEnv": f"{kind}://guest:guest@{listen}/"}
         # A queue is in the management API's statistics a moment after it is declared.
         wait_until(lambda: "messages_ready" in rabbitmq_helper.api_queue(queue),
                    "the queue's statistics")
@@ -122,7 +122,7 @@ async def test_a_broker_that_stays_down_leaves_resources_flat(
     address = f"127.0.0.1:{free_port()}"  # nothing listens: every connect is refused
     metadata = ({"source": "kafka", "consumerGroup": "g", "bootstrapServers": address,
                  "topic": "t"} if kind == "kafka" else
-                {"source": "rabbitmq", "queueName": "q", "host": f"{kind}://guest:guest@{address}/"})
+                {"source": "rabbitmq", "queueName": "q", "hostFromEnv": f"{kind}://guest:guest@{address}/"})
     trigger = parse(metadata).source
     poller = Poller(PollerSettings(broker_timeout_s=1.0, poll_interval_s=60.0, max_age_s=0.0,
                                    stale_after_s=0.001))

@@ -64,7 +64,8 @@ async def test_amqp_counts_ready_messages_only(
         evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper,
         held_messages: tuple[str, pika.BlockingConnection]) -> None:
     queue, _ = held_messages
-    result = await evaluate(source="rabbitmq", host=rabbitmq_helper.amqp_url, queueName=queue)
+    result = await evaluate(source="rabbitmq", hostFromEnv=rabbitmq_helper.amqp_url,
+                            queueName=queue)
     assert result.decision.metric_value == 6
     assert "ready only" in result.decision.reasons[0]
 
@@ -73,7 +74,7 @@ async def test_http_counts_ready_and_unacknowledged_unless_excluded(
         evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper,
         held_messages: tuple[str, pika.BlockingConnection]) -> None:
     queue, _ = held_messages
-    metadata = {"source": "rabbitmq", "host": rabbitmq_helper.http_url, "queueName": queue}
+    metadata = {"source": "rabbitmq", "hostFromEnv": rabbitmq_helper.http_url, "queueName": queue}
 
     both = await evaluate_until(evaluate, lambda e: e.decision.metric_value == 10,
                                 "ready + unacked = 10", **metadata)
@@ -126,7 +127,7 @@ async def test_rates_come_from_real_traffic(
         evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper, unique_name: Names,
         mode: str) -> None:
     queue = rabbitmq_helper.declare(unique_name("busy"))
-    metadata = {"source": "rabbitmq", "host": rabbitmq_helper.http_url, "queueName": queue,
+    metadata = {"source": "rabbitmq", "hostFromEnv": rabbitmq_helper.http_url, "queueName": queue,
                 "mode": mode, "value": "5"}
     with Traffic(rabbitmq_helper.amqp_url, queue):
         result = await evaluate_until(evaluate, lambda e: e.decision.metric_value > 5,
@@ -160,7 +161,7 @@ def six_hundred_queues(rabbitmq_helper: RabbitMQHelper, unique_name: Names
 async def test_regex_reads_every_page_and_aggregates(
         evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper, six_hundred_queues: str,
         operation: str, expected: float) -> None:
-    metadata = {"source": "rabbitmq", "host": rabbitmq_helper.http_url,
+    metadata = {"source": "rabbitmq", "hostFromEnv": rabbitmq_helper.http_url,
                 "queueName": f"^{six_hundred_queues}-[0-9]+$", "useRegex": "true",
                 "pageSize": "100", "operation": operation}
 
@@ -173,7 +174,7 @@ async def test_regex_reads_every_page_and_aggregates(
 async def test_regex_matching_nothing_is_not_found(
         evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper, unique_name: Names) -> None:
     with pytest.raises(TargetNotFoundError, match="matches the regex"):
-        await evaluate(source="rabbitmq", host=rabbitmq_helper.http_url,
+        await evaluate(source="rabbitmq", hostFromEnv=rabbitmq_helper.http_url,
                        queueName=f"^{unique_name('none')}$", useRegex="true")
 
 
@@ -196,10 +197,10 @@ async def test_named_vhost_over_amqp_and_http(
         channel.basic_publish("", "inbox", b"x")
     connection.close()
 
-    over_amqp = await evaluate(source="rabbitmq", host=amqp_url, queueName="inbox")
+    over_amqp = await evaluate(source="rabbitmq", hostFromEnv=amqp_url, queueName="inbox")
     over_http = await evaluate_until(
         evaluate, lambda e: e.decision.metric_value == 3, "3 messages in the vhost",
-        source="rabbitmq", host=rabbitmq_helper.http_url, vhostName=named_vhost,
+        source="rabbitmq", hostFromEnv=rabbitmq_helper.http_url, vhostName=named_vhost,
         queueName="inbox")
 
     assert over_amqp.decision.metric_value == 3
@@ -212,7 +213,7 @@ async def test_missing_vhost_is_not_found_and_says_vhost(
         url_kind: str) -> None:
     base = rabbitmq_helper.amqp_url if url_kind == "amqp" else rabbitmq_helper.http_url
     with pytest.raises(TargetNotFoundError, match=r"vhost .* does not exist"):
-        await evaluate(source="rabbitmq", host=base.rstrip("/") + "/" + unique_name("novh"),
+        await evaluate(source="rabbitmq", hostFromEnv=base.rstrip("/") + "/" + unique_name("novh"),
                        queueName="q")
 
 
@@ -227,7 +228,7 @@ async def test_user_without_access_to_the_vhost_is_denied(
         scheme, rest = base.split("://", 1)
         host = f"{scheme}://{user}:limited-pw@{rest.split('@', 1)[1]}"
         with pytest.raises(BrokerAuthError) as raised:
-            await evaluate(source="rabbitmq", host=host, queueName="q")
+            await evaluate(source="rabbitmq", hostFromEnv=host, queueName="q")
         assert "limited-pw" not in str(raised.value)
     finally:
         rabbitmq_helper.delete_user(user)
@@ -238,9 +239,9 @@ async def test_one_connection_survives_many_polls_and_channel_errors(
     queue = rabbitmq_helper.declare(unique_name("steady"))
     before = rabbitmq_helper.scaler_connections()
     poller = Poller(TEST_POLLER)
-    present = parse({"source": "rabbitmq", "host": rabbitmq_helper.amqp_url,
+    present = parse({"source": "rabbitmq", "hostFromEnv": rabbitmq_helper.amqp_url,
                      "queueName": queue}).source
-    absent = parse({"source": "rabbitmq", "host": rabbitmq_helper.amqp_url,
+    absent = parse({"source": "rabbitmq", "hostFromEnv": rabbitmq_helper.amqp_url,
                     "queueName": unique_name("absent")}).source
     try:
         for index in range(200):

@@ -25,29 +25,32 @@ def failing_triggers(kafka: str, secure: SecureBrokers) -> list[dict[str, str]]:
         {"source": "kafka", "bootstrapServers": secure.kafka_sasl_ssl, "consumerGroup": "g",
          "tls": "enable", "unsafeSsl": "true", "sasl": "plaintext", "username": "scaler",
          "passwordFromEnv": SECRET},
-        {"source": "rabbitmq", "host": f"amqps://guest:{SECRET}@127.0.0.1:5671/",
+        {"source": "rabbitmq", "hostFromEnv": f"amqps://guest:{SECRET}@127.0.0.1:5671/",
          "queueName": "q", "unsafeSsl": "true"},
-        {"source": "rabbitmq", "host": f"https://guest:{SECRET}@127.0.0.1:15671/",
+        {"source": "rabbitmq", "hostFromEnv": f"https://guest:{SECRET}@127.0.0.1:15671/",
          "queueName": "q", "unsafeSsl": "true"},
         # a named connection whose password is wrong, and one whose certificate fails
         {"source": "kafka", "connection": "wrong-password", "consumerGroup": "g"},
         {"source": "rabbitmq", "connection": "no-ca", "queueName": "q"},
         # wrong password over AMQP and HTTP (PERMISSION_DENIED)
-        {"source": "rabbitmq", "host": f"amqp://guest:{SECRET}@127.0.0.1:5672/", "queueName": "q"},
-        {"source": "rabbitmq", "host": f"http://guest:{SECRET}@127.0.0.1:15672/", "queueName": "q"},
+        {"source": "rabbitmq", "hostFromEnv": f"amqp://guest:{SECRET}@127.0.0.1:5672/",
+         "queueName": "q"},
+        {"source": "rabbitmq", "hostFromEnv": f"http://guest:{SECRET}@127.0.0.1:15672/",
+         "queueName": "q"},
         # unreachable broker (UNAVAILABLE), password from env
-        {"source": "rabbitmq", "host": "amqp://guest@127.0.0.1:1/", "queueName": "q",
+        {"source": "rabbitmq", "hostFromEnv": "amqp://guest@127.0.0.1:1/", "queueName": "q",
          "passwordFromEnv": SECRET},
         # SASL against a PLAINTEXT listener, and against nothing at all
         {"source": "kafka", "bootstrapServers": kafka, "consumerGroup": "g", "topic": "t",
          "sasl": "scram_sha512", "username": "u", "passwordFromEnv": SECRET},
         {"source": "kafka", "bootstrapServers": "127.0.0.1:1", "consumerGroup": "g",
          "sasl": "plaintext", "usernameFromEnv": "u", "passwordFromEnv": SECRET},
-        # bad metadata next to a secret (INVALID_ARGUMENT)
-        {"source": "rabbitmq", "host": f"ftp://guest:{SECRET}@127.0.0.1/", "queueName": "q"},
+        # bad metadata next to a secret (INVALID_ARGUMENT), and a password in a plain host
+        {"source": "rabbitmq", "host": f"amqp://guest:{SECRET}@127.0.0.1:5672/", "queueName": "q"},
+        {"source": "rabbitmq", "hostFromEnv": f"ftp://guest:{SECRET}@127.0.0.1/", "queueName": "q"},
         {"source": "kafka", "bootstrapServers": kafka, "consumerGroup": "g",
          "password": SECRET, "lagThreshold": "-1"},
-        {"source": "rabbitmq", "host": f"amqp://guest:{SECRET}@127.0.0.1:5672/",
+        {"source": "rabbitmq", "hostFromEnv": f"amqp://guest:{SECRET}@127.0.0.1:5672/",
          "queueName": "q", "mode": "MessageRate", "value": "x"},
     ]
 

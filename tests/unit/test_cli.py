@@ -34,6 +34,6 @@ def test_check_with_bad_metadata_exits_2_with_every_problem(
 
 def test_check_against_an_unreachable_broker_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["check", "--broker-timeout", "1", "--metadata", "source=rabbitmq",
-                     "host=amqp://guest:guest@127.0.0.1:1/", "queueName=q"])
+                     "hostFromEnv=amqp://guest:guest@127.0.0.1:1/", "queueName=q"])
     assert code == 1
     assert "BrokerUnavailableError" in capsys.readouterr().err

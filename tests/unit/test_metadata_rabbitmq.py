@@ -9,7 +9,8 @@ from scaler.errors import MetadataErrors
 from scaler.policy import depth
 from scaler.sources.rabbitmq import RabbitMQMetadata
 
-BASE = {"source": "rabbitmq", "host": "amqp://user:S3cret@rabbit:5672/prod", "queueName": "jobs"}
+BASE = {"source": "rabbitmq", "hostFromEnv": "amqp://user:S3cret@rabbit:5672/prod",
+        "queueName": "jobs"}
 
 
 def parse(**extra: str) -> RabbitMQMetadata:
@@ -39,7 +40,7 @@ def test_defaults_are_queue_length_20_over_the_url_scheme() -> None:
     pytest.param("http://u:p@h:15672/team%2Fa", "team/a", id="escaped-slash"),
 ])
 def test_vhost_comes_from_the_url_path(host: str, vhost: str) -> None:
-    assert parse(host=host).vhost == vhost
+    assert parse(hostFromEnv=host).vhost == vhost
 
 
 @pytest.mark.parametrize(("host", "vhost", "sub_path"), [
@@ -50,12 +51,12 @@ def test_vhost_comes_from_the_url_path(host: str, vhost: str) -> None:
 ])
 def test_management_url_path_is_sub_path_then_vhost(host: str, vhost: str, sub_path: str
                                                     ) -> None:
-    parsed = parse(host=host)
+    parsed = parse(hostFromEnv=host)
     assert (parsed.vhost, parsed.http_sub_path) == (vhost, sub_path)
 
 
 def test_regex_options_over_http() -> None:
-    parsed = parse(host="http://u:p@h:15672/", queueName="^orders-.*$", useRegex="true",
+    parsed = parse(hostFromEnv="http://u:p@h:15672/", queueName="^orders-.*$", useRegex="true",
                    operation="max", pageSize="250")
     assert (parsed.use_regex, parsed.operation, parsed.effective_page_size) == (
         True, depth.Operation.MAX, 250)
@@ -63,7 +64,7 @@ def test_regex_options_over_http() -> None:
 
 @pytest.mark.parametrize("mode", [m.value for m in depth.Mode if m.needs_rates])
 def test_every_rate_mode_parses_over_http(mode: str) -> None:
-    parsed = parse(host="http://u:p@h:15672/", mode=mode, value="3")
+    parsed = parse(hostFromEnv="http://u:p@h:15672/", mode=mode, value="3")
     assert parsed.options().mode.value == mode
 
 
@@ -81,15 +82,15 @@ def test_deprecated_queue_length_sets_the_target() -> None:
 
 
 def test_message_rate_over_http() -> None:
-    parsed = parse(host="http://u:p@h:15672/", mode="MessageRate", value="2.5",
+    parsed = parse(hostFromEnv="http://u:p@h:15672/", mode="MessageRate", value="2.5",
                    activationValue="1")
     assert parsed.options() == depth.DepthOptions(depth.Mode.MESSAGE_RATE, 2.5, 1.0)
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
-    pytest.param({"host": "ftp://h/"}, "host: must be a URL with a host and one of the schemes "
-                 "amqp, amqps, http, https", id="bad-scheme"),
-    pytest.param({"host": "amqp://h:99999/"}, "host: must be a URL such as", id="bad-port"),
+    pytest.param({"hostFromEnv": "ftp://h/"}, "host: must be a URL with a host and one of the "
+                 "schemes amqp, amqps, http, https", id="bad-scheme"),
+    pytest.param({"hostFromEnv": "amqp://h:99999/"}, "host: must be a URL such as", id="bad-port"),
     pytest.param({"mode": "QueueLength"}, "value: is required when mode is set",
                  id="mode-without-value"),
     pytest.param({"value": "5"}, "mode: is required when value is set", id="value-without-mode"),
@@ -117,11 +118,11 @@ def test_message_rate_over_http() -> None:
                  id="operation-without-regex"),
     pytest.param({"pageSize": "10"}, "pageSize: applies with useRegex: true",
                  id="page-size-without-regex"),
-    pytest.param({"host": "http://h/", "useRegex": "true", "pageSize": "501"},
+    pytest.param({"hostFromEnv": "http://h/", "useRegex": "true", "pageSize": "501"},
                  "pageSize: must be a whole number from 1 to 500", id="page-size-too-big"),
-    pytest.param({"host": "http://h/", "useRegex": "true", "operation": "median"},
+    pytest.param({"hostFromEnv": "http://h/", "useRegex": "true", "operation": "median"},
                  "operation: must be one of sum, avg, max", id="unknown-operation"),
-    pytest.param({"host": "http://h/", "useRegex": "true", "queueName": "(unclosed"},
+    pytest.param({"hostFromEnv": "http://h/", "useRegex": "true", "queueName": "(unclosed"},
                  "queueName: must be a valid regex", id="bad-regex"),
     pytest.param({"queueName": "q" * 256}, "queueName: must be at most 255 bytes",
                  id="queue-name-too-long"),
@@ -135,7 +136,7 @@ def test_bad_value_is_named_with_what_is_accepted(extra: dict[str, str], expecte
 def test_password_in_host_never_appears_in_repr_or_errors() -> None:
     parsed = parse()
     assert "S3cret" not in repr(parsed)
-    text = problems({**BASE, "host": "ftp://user:S3cret@rabbit/"})
+    text = problems({**BASE, "hostFromEnv": "ftp://user:S3cret@rabbit/"})
     assert "S3cret" not in text
     assert "user:***@rabbit" in text
 
@@ -146,3 +147,14 @@ def test_password_in_host_never_appears_in_repr_or_errors() -> None:
 ])
 def test_metric_name_is_formed_as_keda_forms_it(queue: str, name: str) -> None:
     assert parse(queueName=queue).metric_name() == name
+
+
+def test_a_password_in_a_plain_host_url_is_refused() -> None:
+    text = problems({"source": "rabbitmq", "host": "amqp://app:S3cret@rabbit:5672/prod",
+                     "queueName": "jobs"})
+    assert "host: must not carry a password in plain text: use hostFromEnv" in text
+    assert "S3cret" not in text
+    # Without a password the plain key is fine; with one, hostFromEnv is the way.
+    assert parse(hostFromEnv="", host="amqp://rabbit:5672/prod").vhost == "prod"
+    assert parse(hostFromEnv="amqp://app:S3cret@rabbit:5672/prod").credentials == (
+        "app", "S3cret")
