@@ -65,13 +65,6 @@ def cpu_seconds(scaler: ScalerProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mb(scaler: ScalerProcess) -> float:
-    for line in Path(f"/proc/{scaler.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def counter(scaler: ScalerProcess, name: str) -> float:
     return sum(sample.value for family in text_string_to_metric_families(scaler.http("/metrics"))
                for sample in family.samples if sample.name == name)
@@ -180,7 +173,7 @@ def fan_in(size: int, layout: str, triples: list[tuple[str, str, int]],
         counts = proxy.counts()
         cycles = 0.0 if baseline else (
             counter(scaler, "queue_scaler_poll_cycles_total") - cycles_before)
-        rss = peak_rss_mb(scaler)
+        rss = scaler.peak_rss_kib() / 1024
         server_p99 = "-" if baseline else round(server_percentile_bound(
             buckets_before, get_metrics_buckets(scaler), 0.99) * 1000, 2)
     finally:

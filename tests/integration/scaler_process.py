@@ -52,6 +52,13 @@ class ScalerProcess:
         except urllib.error.HTTPError as error:
             return str(error.read().decode())
 
+    def peak_rss_kib(self) -> int:
+        """The process's peak resident memory so far (VmHWM), in KiB."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            found = re.search(r"^VmHWM:\s+(\d+) kB", status.read(), re.MULTILINE)
+        assert found is not None
+        return int(found.group(1))
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.terminate()

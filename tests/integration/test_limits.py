@@ -4,7 +4,6 @@ are bounded by flags, and thousands of StreamIsActive streams are served in boun
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -29,13 +28,6 @@ def busy_queue(rabbitmq_helper: RabbitMQHelper, unique_name: Names) -> Iterator[
 def stream_ref(name: str, amqp_url: str, queue: str) -> pb.ScaledObjectRef:
     return pb.ScaledObjectRef(name=name, namespace="limits", scalerMetadata={
         "source": "rabbitmq", "hostFromEnv": amqp_url, "queueName": queue})
-
-
-def peak_rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        found = re.search(r"^VmHWM:\s+(\d+) kB", status.read(), re.MULTILINE)
-    assert found is not None
-    return int(found.group(1))
 
 
 class Served:
@@ -119,7 +111,7 @@ async def test_two_thousand_streams_are_served_in_bounded_memory_and_end_on_sigt
     served = Served()
     streams = 2_000
     try:
-        before_kib = peak_rss_kib(scaler.process.pid)
+        before_kib = scaler.peak_rss_kib()
         # All at once on one connection, as KEDA opens them when its operator starts.
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{scaler.grpc_port}")
         stub = pb_grpc.ExternalScalerStub(channel)
@@ -127,7 +119,7 @@ async def test_two_thousand_streams_are_served_in_bounded_memory_and_end_on_sigt
             stub, stream_ref(f"so-{i}", rabbitmq_amqp_url, busy_queue), served))
             for i in range(streams)]
         await served.wait_for(lambda: len(served) == streams, timeout_s=120)
-        after_kib = peak_rss_kib(scaler.process.pid)
+        after_kib = scaler.peak_rss_kib()
         scaler.process.terminate()
         # Every stream ends normally (KEDA reopens it elsewhere), none is cut off.
         async with asyncio.timeout(60):
