@@ -284,8 +284,11 @@ class Poller:
         for index, target in enumerate(due):
             if index and not index % _TARGETS_PER_SLICE:
                 await asyncio.sleep(0)  # let waiting RPCs run between slices of a big cycle
-            result = failure or results.get(target.trigger.target_key()) or (
-                BrokerUnavailableError(f"{source_name}: the read returned nothing for a target"))
+            # Not `or`: a reading of no partitions or queues is empty, hence false, and valid.
+            result = failure if failure is not None else results.get(target.trigger.target_key())
+            if result is None:
+                result = BrokerUnavailableError(
+                    f"{source_name}: the read returned nothing for a target")
             self._on_read(source_name, _outcome(result))
             target.attempted_at = now
             if isinstance(result, Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import NamedTuple
 
 from scaler.policy import Decision, ReplicaBounds, comparison, decide_replicas
@@ -40,7 +40,7 @@ class LagOptions:
 
 
 def decide(
-    partitions: Sequence[PartitionOffsets],
+    partitions: Collection[PartitionOffsets],
     options: LagOptions,
     bounds: ReplicaBounds,
     stalled: Collection[tuple[str, int]] = frozenset(),

@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from scaler.service import Evaluation
+from scaler.sources.kafka import source as kafka_source
 from tests.integration.brokers import KafkaHelper
+from tests.integration.kafka_proxy import CountingKafkaProxy
 
 Evaluate = Callable[..., Awaitable[Evaluation]]
 Names = Callable[[str], str]
@@ -221,3 +223,33 @@ async def test_a_group_that_does_not_exist_yet_is_not_an_error(
 
     # latest without commits: 1 per partition.
     assert result.decision.backlog == 3
+
+
+async def test_groups_read_in_batches_each_get_their_own_offsets(
+        evaluate: Evaluate, kafka_helper: KafkaHelper, kafka_proxy: CountingKafkaProxy,
+        unique_name: Names, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Committed offsets are fetched for many groups per request, a batch at a time, and
+    kept as arrays: sparse commits, partition limits and shared topic offsets included."""
+    monkeypatch.setattr(kafka_source, "_GROUPS_PER_OFFSET_FETCH", 2)
+    topic = kafka_helper.create_topic(unique_name("t"))
+    kafka_helper.produce_round_robin(topic, [4, 4, 4])
+    cases: list[tuple[dict[int, int], dict[str, str], float]] = [
+        ({0: 0, 1: 0, 2: 0}, {}, 12),
+        ({0: 4, 1: 4, 2: 1}, {}, 3),
+        ({1: 2}, {"offsetResetPolicy": "earliest"}, 4 + 2 + 4),
+        ({0: 1, 1: 1, 2: 1}, {"partitionLimitation": "0,2"}, 3 + 3),
+        ({2: 0}, {}, 1 + 1 + 4),  # latest: 1 for each partition without a commit
+    ]
+    triggers = []
+    for index, (commits, extra, _) in enumerate(cases):
+        group = unique_name(f"g{index}")
+        kafka_helper.commit(group, topic, commits)
+        triggers.append({**trigger(kafka_helper, group, topic=topic), "lagThreshold": "1000",
+                         "bootstrapServers": kafka_proxy.address, **extra})
+    kafka_proxy.reset()
+
+    # Concurrent first requests share one poll cycle.
+    results = await asyncio.gather(*(evaluate(**metadata) for metadata in triggers))
+
+    assert [r.decision.metric_value for r in results] == [value for _, _, value in cases]
+    assert kafka_proxy.counts()["OffsetFetch"] == 3  # 5 groups, 2 per request

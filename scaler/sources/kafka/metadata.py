@@ -170,4 +170,4 @@ class KafkaMetadata:
                stalled: frozenset[Hashable]) -> policy.Decision:
         assert isinstance(reading, KafkaReading)  # noqa: S101 - the poller pairs them
         partitions = {key for key in stalled if isinstance(key, tuple)}
-        return lag.decide(reading.partitions, self.options(), bounds, partitions)
+        return lag.decide(reading, self.options(), bounds, partitions)
