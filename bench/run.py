@@ -61,8 +61,12 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 def cpu_seconds(scaler: ScalerProcess) -> float:
-    fields = Path(f"/proc/{scaler.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU seconds of the scaler's process and its children."""
+    total = 0
+    for pid in scaler.process_ids():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def counter(scaler: ScalerProcess, name: str) -> float:

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 
 import prometheus_client
 
-from scaler import redaction, server
+from scaler import logs, server
 from scaler.decisions import DecisionLog
 from scaler.metrics import ScalerMetrics
 from scaler.poller import Poller, PollerSettings
 from scaler.service import Evaluation, ExternalScalerService
 from scaler.settings import Settings
 from scaler.sources import NO_CONNECTIONS, Connections
+from scaler.sources.reader_process import ReaderProcess
 from scaler.web import HttpEndpoints
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class App:
 
     settings: Settings
     registry: prometheus_client.CollectorRegistry
+    reader: ReaderProcess
     poller: Poller
     grpc_server: grpc.aio.Server
     health: health.aio.HealthServicer
@@ -57,6 +59,7 @@ class App:
         await self.begin_shutdown()
         await self.grpc_server.stop(self.settings.shutdown_grace_s)
         self.poller.close()
+        self.reader.close()
         self.http.stop()
 
 
@@ -81,8 +84,10 @@ def poller_settings(settings: Settings) -> PollerSettings:
 async def start(settings: Settings, connections: Connections = NO_CONNECTIONS) -> App:
     registry = prometheus_client.CollectorRegistry()
     metrics = ScalerMetrics(registry)
+    reader = ReaderProcess(settings.log_level)
+    reader.start()
     poller = Poller(poller_settings(settings), on_read=metrics.record_read,
-                    on_cycle=metrics.record_cycle)
+                    on_cycle=metrics.record_cycle, open_source=reader.open_source)
     decisions = DecisionLog(
         settings.idle_after_s, time.monotonic,
         on_forget=lambda key, old: metrics.forget(key[0], key[1], old.source_name))
@@ -96,7 +101,8 @@ async def start(settings: Settings, connections: Connections = NO_CONNECTIONS) -
         render_metrics=lambda: (prometheus_client.generate_latest(registry),
                                 prometheus_client.CONTENT_TYPE_LATEST),
         is_ready=ready.is_set, explain_all=decisions.all, explain_one=decisions.of)
-    app = App(settings, registry, poller, grpc_server, health_servicer, grpc_port, http, ready)
+    app = App(settings, registry, reader, poller, grpc_server, health_servicer, grpc_port,
+              http, ready)
     await grpc_server.start()
     http.start()
     await server.mark_serving(health_servicer, True)
@@ -121,31 +127,17 @@ async def serve(settings: Settings, connections: Connections) -> None:
     await app.stop()
 
 
-class _RedactingFormatter(logging.Formatter):
-    """Masks URL credentials in every formatted line, tracebacks included: our own messages
-    are redacted where they are made, but a library's exception text may carry a URL."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redaction.redact_text(super().format(record))
-
-
 def run(settings: Settings, connections: Connections = NO_CONNECTIONS) -> None:
-    # Poll cycles decode broker answers in a worker thread; a short GIL switch interval (the
-    # default is 5 ms) lets the event loop answer RPCs in between instead of after them.
+    # Broker answers are decoded in the reader process, but each poll cycle's readings are
+    # still unpickled here, on a thread other than the event loop's; a short GIL switch
+    # interval (the default is 5 ms) lets RPCs run in between.
     sys.setswitchinterval(0.001)
-    # A poll cycle over many partitions allocates hundreds of thousands of objects. With the
-    # default thresholds (700, 10, 10) a full collection ran every second or so and stopped
-    # every thread for up to 190 ms: 6.5 s of full collections in a 45 s benchmark run, and
-    # most of GetMetrics' p99 at 1,000 ScaledObjects. With rarer young collections, short-lived
-    # garbage dies young and full collections are rare (none in that run; bench/README.md).
+    # Deciding over many partitions makes hundreds of thousands of short-lived objects per
+    # cycle. With the default thresholds (700, 10, 10) full collections ran every second or so
+    # and stopped every thread for up to 190 ms (bench/README.md). With rarer young
+    # collections, short-lived garbage dies young and full collections are rare.
     gc.set_threshold(50_000, 20, 100)
-    handler = logging.StreamHandler()
-    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=settings.log_level, handlers=[handler])
-    # The client libraries log every failed connect at ERROR; the same failure reaches KEDA
-    # and our metrics as an UNAVAILABLE answer, so their copies only add noise.
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    logs.configure(settings.log_level)
     asyncio.run(serve(settings, connections))
 
 

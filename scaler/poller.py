@@ -2,7 +2,8 @@
 
 Every trigger KEDA asks about is registered with the loop of its connection (triggers with
 equal `connection_key()` share it). Each cycle reads all the targets that are due with one
-batched `read_many` on a worker thread, and publishes an immutable `Snapshot` per target.
+batched `read_many` on a worker thread (which, in the serving process, waits for the reader
+process: scaler.sources.reader_process), and publishes an immutable `Snapshot` per target.
 RPCs answer from the newest snapshot; a cold request wakes the loop and waits for the cycle
 that reads its target, so concurrent requests share one read (single flight). Targets with an
 open StreamIsActive are read every `stream_interval_s`, others every `poll_interval_s`; a
@@ -95,8 +96,12 @@ class Poller:
         max_threads: int = 32,
         on_read: Callable[[str, str], None] = lambda source, outcome: None,
         on_cycle: Callable[[str, int, float], None] = lambda source, targets, seconds: None,
+        open_source: Callable[[base.TriggerMetadata, float], base.Source] | None = None,
     ) -> None:
+        """`open_source`: where connections are opened (the serving process passes its
+        reader process); by default in this process, with the trigger's own `open_source`."""
         self.settings = settings
+        self._open_source = open_source or _open_here
         self._clock = clock
         self._on_read = on_read
         self._on_cycle = on_cycle
@@ -178,7 +183,7 @@ class Poller:
         now = self._clock()
         connection = self._connections.get(trigger.connection_key())
         if connection is None:
-            connection = _Connection(trigger.open_source(self.settings.broker_timeout_s))
+            connection = _Connection(self._open_source(trigger, self.settings.broker_timeout_s))
             self._connections[trigger.connection_key()] = connection
         target = connection.targets.get(trigger.target_key())
         if target is None:
@@ -316,6 +321,10 @@ class Poller:
                 tracked[marker] = (value, now)
         target.progress = tracked
         return frozenset(stalled)
+
+
+def _open_here(trigger: base.TriggerMetadata, timeout_s: float) -> base.Source:
+    return trigger.open_source(timeout_s)
 
 
 def _consume_outcome(future: asyncio.Future[Any]) -> None:

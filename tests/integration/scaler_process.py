@@ -3,6 +3,8 @@ process: signals, fuzzing, and grepping every output channel for secrets)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
 import sys
@@ -52,12 +54,27 @@ class ScalerProcess:
         except urllib.error.HTTPError as error:
             return str(error.read().decode())
 
+    def process_ids(self) -> list[int]:
+        """The scaler's process and its children (the reader process)."""
+        pid = self.process.pid
+        children: list[int] = []
+        # Per thread: a child started from a worker thread is listed under that thread.
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError), \
+                    open(f"/proc/{pid}/task/{task}/children") as listed:
+                children.extend(map(int, listed.read().split()))
+        return [pid, *children]
+
     def peak_rss_kib(self) -> int:
-        """The process's peak resident memory so far (VmHWM), in KiB."""
-        with open(f"/proc/{self.process.pid}/status") as status:
-            found = re.search(r"^VmHWM:\s+(\d+) kB", status.read(), re.MULTILINE)
-        assert found is not None
-        return int(found.group(1))
+        """Peak resident memory (VmHWM) so far, in KiB: the scaler's process and its children
+        added up (the sum of peaks, which is at least the peak of the sum)."""
+        total = 0
+        for pid in self.process_ids():
+            with open(f"/proc/{pid}/status") as status:
+                found = re.search(r"^VmHWM:\s+(\d+) kB", status.read(), re.MULTILINE)
+            assert found is not None
+            total += int(found.group(1))
+        return total
 
     def stop(self) -> int:
         if self.process.poll() is None:

@@ -37,12 +37,12 @@ def test_redaction_stays_linear_on_huge_text() -> None:
 def test_log_lines_mask_credentials_even_inside_a_library_traceback() -> None:
     import logging
 
-    from scaler import app
+    from scaler import logs
 
     def connect() -> None:
         raise ConnectionError("cannot reach amqp://app:t0p-s3cret@rabbit:5672/")
 
-    formatter = app._RedactingFormatter("%(message)s")
+    formatter = logs.RedactingFormatter("%(message)s")
     try:
         connect()
     except ConnectionError:
