@@ -6,7 +6,7 @@
    KEDA does (GetMetricSpec + GetMetrics + IsActive, plus the HPA's GetMetrics), against the
    shared poller and against a per-call baseline (bench/baseline_server.py). Broker requests
    are counted at the wire by a proxy (tests/integration/kafka_proxy.py); CPU seconds and peak
-   RSS are the scaler process's own (/proc).
+   RSS are those of the scaler's processes, serving and reader, added up (/proc).
 2. activation: produce to an idle topic (publish to an idle queue) -> `true` on an open
    StreamIsActive.
 3. lag math: one decision over 100,000 partitions, in memory.

@@ -84,7 +84,7 @@ def poller_settings(settings: Settings) -> PollerSettings:
 async def start(settings: Settings, connections: Connections = NO_CONNECTIONS) -> App:
     registry = prometheus_client.CollectorRegistry()
     metrics = ScalerMetrics(registry)
-    reader = ReaderProcess(settings.log_level)
+    reader = ReaderProcess(settings.log_level, on_restart=metrics.record_reader_restart)
     reader.start()
     poller = Poller(poller_settings(settings), on_read=metrics.record_read,
                     on_cycle=metrics.record_cycle, open_source=reader.open_source)

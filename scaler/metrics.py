@@ -49,6 +49,10 @@ class ScalerMetrics:
             "Duration of one batched read (one poll cycle of one connection).",
             ("source",), registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.reader_restarts = Counter(
+            "queue_scaler_reader_process_restarts_total",
+            "Reader processes started to replace one that died or stopped answering.",
+            registry=registry)
         self.rpc_requests = Counter(
             "queue_scaler_grpc_requests_total", "gRPC requests by method and status code.",
             ("method", "code"), registry=registry)
@@ -64,6 +68,9 @@ class ScalerMetrics:
         self.poll_cycles.labels(source).inc()
         self.poll_cycle_targets.labels(source).inc(targets)
         self.source_read_duration.labels(source).observe(seconds)
+
+    def record_reader_restart(self) -> None:
+        self.reader_restarts.inc()
 
     def record_rpc(self, method: str, code: str, seconds: float) -> None:
         self.rpc_requests.labels(method, code).inc()

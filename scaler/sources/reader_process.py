@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import weakref
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -46,8 +46,9 @@ class ReaderProcess:
     """The child process and the pipe to it. Thread-safe: the poller reads from worker
     threads, one read in flight per connection."""
 
-    def __init__(self, log_level: str) -> None:
+    def __init__(self, log_level: str, on_restart: Callable[[], None] = lambda: None) -> None:
         self._log_level = log_level
+        self._on_restart = on_restart
         self._guard = threading.Lock()
         self._child: _Child | None = None
         self._source_ids = itertools.count(1)
@@ -104,6 +105,7 @@ class ReaderProcess:
             if self._child is not None:
                 log.warning("the reader process exited with status %s; starting a new one",
                             self._child.process.returncode)
+                self._on_restart()
             self._child = _Child(self._log_level)
         return self._child
 

@@ -119,6 +119,7 @@ def test_a_dead_or_stuck_reader_is_replaced_and_never_answers_zero(
         assert set(answers) <= {7.0, grpc.StatusCode.UNAVAILABLE}, answers
         if how == signal.SIGSTOP:
             wait_until(lambda: has_exited(first), "the stuck reader killed")
+        assert "queue_scaler_reader_process_restarts_total 1.0" in scaler.http("/metrics")
     finally:
         scaler.stop()
 
