@@ -153,7 +153,9 @@ class _Child:
             [sys.executable, "-c",
              "from scaler.sources.reader_process import main; main()",
              str(there.fileno()), log_level],
-            pass_fds=(there.fileno(),))
+            pass_fds=(there.fileno(),),
+            # The modules this process imports, found where this process found them.
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)})
         there.close()
         self._pipe = Connection(here.detach())
         self._pending: dict[int, concurrent.futures.Future[object]] = {}
