@@ -133,9 +133,10 @@ def run(settings: Settings, connections: Connections = NO_CONNECTIONS) -> None:
     # interval (the default is 5 ms) lets RPCs run in between.
     sys.setswitchinterval(0.001)
     # Deciding over many partitions makes hundreds of thousands of short-lived objects per
-    # cycle. With the default thresholds (700, 10, 10) full collections ran every second or so
-    # and stopped every thread for up to 190 ms (bench/README.md). With rarer young
-    # collections, short-lived garbage dies young and full collections are rare.
+    # cycle. With the default thresholds (700, 10, 10), a benchmark run at 1,000 ScaledObjects
+    # had 3 full collections of up to 61 ms in this process (190 ms when it also decoded the
+    # reads), each one stopping every thread. With rarer young collections, short-lived garbage
+    # dies young and there were none (bench/README.md).
     gc.set_threshold(50_000, 20, 100)
     logs.configure(settings.log_level)
     asyncio.run(serve(settings, connections))

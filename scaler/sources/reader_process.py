@@ -9,7 +9,7 @@ sources keep readings compact (arrays, shared between targets) so that receiving
 
 Failure rules: a child that dies or hangs fails the reads in flight with a retriable
 BrokerUnavailableError (never a value), and the next read starts a new child. The child exits
-when the serving process closes its end of the pipe, or dies.
+when the serving process asks it to, or when the serving process dies (its pipe closes).
 """
 
 from __future__ import annotations
