@@ -150,11 +150,12 @@ class _Child:
         here, there = socket.socketpair()
         # A new interpreter, not a fork: the serving process has gRPC's threads.
         self.process = subprocess.Popen(  # noqa: S603 - our own module, no shell
-            [sys.executable, "-c",
+            # -P and PYTHONPATH: the modules this process imports, found where this process
+            # found them (not in the working directory, which -c would put first).
+            [sys.executable, "-P", "-c",
              "from scaler.sources.reader_process import main; main()",
              str(there.fileno()), log_level],
             pass_fds=(there.fileno(),),
-            # The modules this process imports, found where this process found them.
             env={**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)})
         there.close()
         self._pipe = Connection(here.detach())

@@ -52,35 +52,35 @@ class TopicOffsets:
 
 
 @dataclasses.dataclass(frozen=True)
-class KafkaReading(Collection[lag.PartitionOffsets]):
+class KafkaReading(Collection[lag.PartitionRow]):
     """One group's offsets on the partitions of its trigger. A poll cycle makes one per
     ScaledObject, hundreds of thousands of partitions in all, so offsets are kept as arrays
-    and `lag.PartitionOffsets` are made only while a decision iterates over them."""
+    and rows (`lag.PartitionOffsets` fields, in order) are made only while a decision iterates
+    over them."""
 
     topics: tuple[TopicOffsets, ...]
     committed: tuple[array.array[int], ...]
     """Per topic, aligned with its partitions: the group's committed offset, or -1 when the
     group never committed on the partition."""
 
-    def __iter__(self) -> Iterator[lag.PartitionOffsets]:
+    def __iter__(self) -> Iterator[lag.PartitionRow]:
         for topic, committed in zip(self.topics, self.committed, strict=True):
-            name = topic.topic
-            for partition, start, end, offset in zip(
-                    topic.partitions, topic.log_start, topic.log_end, committed, strict=True):
-                yield lag.PartitionOffsets(name, partition, start, end,
-                                           None if offset < 0 else offset)
+            yield from zip(itertools.repeat(topic.topic), topic.partitions, topic.log_start,
+                           topic.log_end, [None if offset < 0 else offset for offset in committed],
+                           strict=False)
 
     def __len__(self) -> int:
         return sum(len(topic.partitions) for topic in self.topics)
 
     def __contains__(self, item: object) -> bool:
-        return any(item == offsets for offsets in self)
+        return any(item == row for row in self)
 
     def progress(self) -> Mapping[Hashable, object]:
-        return {(p.topic, p.partition): p.committed for p in self}
+        return {(topic, partition): committed
+                for topic, partition, _, _, committed in self}
 
     def describe(self) -> dict[str, Any]:
-        return {"partitions": [p._asdict() for p in self]}
+        return {"partitions": [lag.PartitionOffsets(*row)._asdict() for row in self]}
 
 
 Result = KafkaReading | SourceError
