@@ -1,4 +1,4 @@
-"""KafkaReading keeps offsets as arrays and yields `lag.PartitionOffsets` on demand."""
+"""KafkaReading keeps offsets as arrays and yields rows in `PartitionOffsets` order on demand."""
 
 from __future__ import annotations
 
