@@ -198,23 +198,27 @@ class _Cycle:
         topics_of = {t.target_key(): self._topics_of(t, commits) for t in targets}
         partitions_by_topic = self._partitions(
             {topic for names in topics_of.values() for topic in names})
+        # Each topic's partitions under each partitionLimitation, selected once: 1,000 groups
+        # on the same topics share a handful of selections.
+        selections: dict[tuple[str, Hashable], list[kafka.TopicPartition]] = {}
         partitions_of = {
-            t.target_key(): [tp for topic in topics_of[t.target_key()]
-                             for tp in partitions_by_topic.get(topic, [])
-                             if t.is_limited_to(tp.partition)]
-            for t in targets}
-        ends = self._offsets({tp for parts in partitions_of.values() for tp in parts},
+            target.target_key(): [_selection(selections, partitions_by_topic, topic, target)
+                                  for topic in topics_of[target.target_key()]
+                                  if topic in partitions_by_topic]
+            for target in targets}
+        ends = self._offsets({tp for selected in selections.values() for tp in selected},
                              kafka.OffsetSpec.LATEST)
         # Log-start offsets matter only for uncommitted partitions under `earliest`.
         need_start: set[kafka.TopicPartition] = set()
         for target in targets:
             if target.offset_reset_policy is lag.OffsetResetPolicy.EARLIEST:
                 group = commits.get(target.consumer_group, {})
-                need_start.update(tp for tp in partitions_of[target.target_key()]
+                need_start.update(tp for selected in partitions_of[target.target_key()]
+                                  for tp in selected
                                   if _committed(group, tp.topic, tp.partition) < 0)
         starts = self._offsets(need_start, kafka.OffsetSpec.EARLIEST)
 
-        columns = _Columns(partitions_by_topic, starts, ends)
+        columns = _Columns(selections, starts, ends)
         results: dict[Hashable, Result] = {}
         for target in targets:
             key = target.target_key()
@@ -349,14 +353,26 @@ def _aligned(offsets: array.array[int] | None, partitions: array.array[int]
         offsets[p] if offsets is not None and p < len(offsets) else -1 for p in partitions])
 
 
+def _selection(selections: dict[tuple[str, Hashable], list[kafka.TopicPartition]],
+               partitions_by_topic: dict[str, list[kafka.TopicPartition]], topic: str,
+               target: KafkaMetadata) -> list[kafka.TopicPartition]:
+    """`topic`'s partitions that `target` reads, made once per partitionLimitation."""
+    key = (topic, target.partition_limitation)
+    selected = selections.get(key)
+    if selected is None:
+        selected = selections[key] = [tp for tp in partitions_by_topic[topic]
+                                      if target.is_limited_to(tp.partition)]
+    return selected
+
+
 class _Columns:
     """The log offsets of one cycle as `TopicOffsets`, made once per topic and partition
     selection and shared by every target that reads it."""
 
-    def __init__(self, partitions_by_topic: dict[str, list[kafka.TopicPartition]],
+    def __init__(self, selections: dict[tuple[str, Hashable], list[kafka.TopicPartition]],
                  starts: dict[kafka.TopicPartition, int],
                  ends: dict[kafka.TopicPartition, int]) -> None:
-        self._partitions_by_topic = partitions_by_topic
+        self._selections = selections
         self._starts = starts
         self._ends = ends
         self._made: dict[tuple[str, Hashable], TopicOffsets] = {}
@@ -365,8 +381,7 @@ class _Columns:
         key = (topic, target.partition_limitation)
         made = self._made.get(key)
         if made is None:
-            selected = [tp for tp in self._partitions_by_topic[topic]
-                        if target.is_limited_to(tp.partition)]
+            selected = self._selections[key]
             made = self._made[key] = TopicOffsets(
                 topic, array.array("i", [tp.partition for tp in selected]),
                 array.array("q", [self._starts.get(tp, 0) for tp in selected]),
