@@ -1,6 +1,6 @@
-"""Benchmarks of issue 5, against the real Kafka and RabbitMQ started by scripts/brokers.sh.
+"""Benchmarks of issue 5, against the real Kafka and RabbitMQ that the testbed starts.
 
-    eval "$(scripts/brokers.sh up)" && python bench/run.py [--sizes 1,100,1000] [--trials 50]
+    eval "$(python -m tests.testbed up)" && python bench/run.py [--sizes 1,100,1000] [--trials 50]
 
 1. fan-in: N ScaledObjects (distinct groups over 10 topics of 300 partitions) polled the way
    KEDA does (GetMetricSpec + GetMetrics + IsActive, plus the HPA's GetMetrics), against the
@@ -52,7 +52,7 @@ ROUND_S = 5.0  # KEDA's default polling interval is 30 s; 5 s makes the load 6x 
 def env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        sys.exit(f'{name} is not set: run eval "$(scripts/brokers.sh up)" first')
+        sys.exit(f'{name} is not set: run eval "$(python -m tests.testbed up)" first')
     return value
 
 

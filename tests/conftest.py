@@ -1,15 +1,16 @@
-"""Shared fixtures: broker addresses from the environment, unique names, a running scaler.
+"""Shared fixtures: broker addresses, unique names, a running scaler.
 
-Brokers are real servers on 127.0.0.1 started by scripts/brokers.sh, which prints the
-QUEUE_SCALER_TEST_* variables read here. A missing variable fails the test loudly; nothing skips.
+Brokers are real servers on 127.0.0.1 that the testbed (tests/testbed) starts the first time a
+test asks for one, unless the QUEUE_SCALER_TEST_* variables already point at brokers of yours.
+A broker that cannot be had fails the test loudly, naming the command; nothing skips.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -18,29 +19,25 @@ from scaler import app
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
 
-START_HINT = 'start the brokers first: eval "$(scripts/brokers.sh up)"'
+if TYPE_CHECKING:  # imported by pytest as a plugin first, so that its asserts are rewritten
+    from tests.testbed.pytest_plugin import Testbed
 
-
-def broker_address(variable: str) -> str:
-    value = os.environ.get(variable)
-    if not value:
-        pytest.fail(f"{variable} is not set; {START_HINT}", pytrace=False)
-    return value
+pytest_plugins = ["tests.testbed.pytest_plugin"]
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    return broker_address("QUEUE_SCALER_TEST_KAFKA")
+def kafka_bootstrap(testbed: Testbed) -> str:
+    return testbed.variable("QUEUE_SCALER_TEST_KAFKA")
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_amqp_url() -> str:
-    return broker_address("QUEUE_SCALER_TEST_RABBITMQ_AMQP")
+def rabbitmq_amqp_url(testbed: Testbed) -> str:
+    return testbed.variable("QUEUE_SCALER_TEST_RABBITMQ_AMQP")
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_http_url() -> str:
-    return broker_address("QUEUE_SCALER_TEST_RABBITMQ_HTTP")
+def rabbitmq_http_url(testbed: Testbed) -> str:
+    return testbed.variable("QUEUE_SCALER_TEST_RABBITMQ_HTTP")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,14 +53,14 @@ class SecureBrokers:
 
 
 @pytest.fixture(scope="session")
-def secure_brokers() -> SecureBrokers:
+def secure_brokers(testbed: Testbed) -> SecureBrokers:
     return SecureBrokers(
-        ca_file=broker_address("QUEUE_SCALER_TEST_TLS_CA"),
-        kafka_sasl_ssl=broker_address("QUEUE_SCALER_TEST_KAFKA_SASL_SSL"),
-        kafka_user=broker_address("QUEUE_SCALER_TEST_KAFKA_SASL_USER"),
-        kafka_password=broker_address("QUEUE_SCALER_TEST_KAFKA_SASL_PASSWORD"),
-        rabbitmq_amqps_url=broker_address("QUEUE_SCALER_TEST_RABBITMQ_AMQPS"),
-        rabbitmq_https_url=broker_address("QUEUE_SCALER_TEST_RABBITMQ_HTTPS"))
+        ca_file=testbed.variable("QUEUE_SCALER_TEST_TLS_CA"),
+        kafka_sasl_ssl=testbed.variable("QUEUE_SCALER_TEST_KAFKA_SASL_SSL"),
+        kafka_user=testbed.variable("QUEUE_SCALER_TEST_KAFKA_SASL_USER"),
+        kafka_password=testbed.variable("QUEUE_SCALER_TEST_KAFKA_SASL_PASSWORD"),
+        rabbitmq_amqps_url=testbed.variable("QUEUE_SCALER_TEST_RABBITMQ_AMQPS"),
+        rabbitmq_https_url=testbed.variable("QUEUE_SCALER_TEST_RABBITMQ_HTTPS"))
 
 
 @pytest.fixture

@@ -17,6 +17,18 @@ from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata
 
 
+def address_of(url: str) -> str:
+    """'host:port' of a broker URL (the testbed gives each listener a free port)."""
+    split = urllib.parse.urlsplit(url)
+    return f"{split.hostname}:{split.port}"
+
+
+def with_password(url: str, password: str) -> str:
+    """The same broker URL with another password for its user."""
+    split = urllib.parse.urlsplit(url)
+    return split._replace(netloc=f"{split.username}:{password}@{address_of(url)}").geturl()
+
+
 def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 30.0,
                interval_s: float = 0.2) -> Any:
     """Polls `condition` until it returns something truthy; fails naming `what`."""
@@ -58,9 +70,16 @@ class KafkaHelper:
         request = {kafka.TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
                    for partition, offset in offsets.items()}
         # On a just-started cluster the group coordinator (the __consumer_offsets topic) takes
-        # a moment to exist; that is a retriable error, as a real consumer would treat it.
-        errors = wait_until(lambda: self.try_call(self.admin.alter_group_offsets, group, request),
-                            "the group coordinator to accept a commit")
+        # a moment to exist; that is a retriable error (raised, or per partition), as a real
+        # consumer would treat it.
+        def attempt() -> Any:
+            errors = self.try_call(self.admin.alter_group_offsets, group, request)
+            if errors is None or any(error is not kafka.errors.NoError and error.retriable
+                                     for error in errors.values()):
+                return None
+            return errors
+
+        errors = wait_until(attempt, "the group coordinator to accept a commit")
         failed = {tp: error for tp, error in errors.items() if error is not kafka.errors.NoError}
         assert not failed, f"commit failed: {failed}"
 

@@ -12,9 +12,11 @@ from scaler.decisions import DecisionLog
 from scaler.metrics import ScalerMetrics
 from scaler.poller import Poller, PollerSettings
 from scaler.service import Evaluation, ExternalScalerService
-from tests.conftest import broker_address
-from tests.integration.brokers import KafkaHelper, RabbitMQHelper
+from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
 from tests.integration.kafka_proxy import CountingKafkaProxy
+from tests.testbed.kafka import Kafka
+from tests.testbed.pytest_plugin import Testbed
+from tests.testbed.rabbitmq import RabbitMQ
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,8 +62,31 @@ async def evaluate() -> AsyncIterator[Callable[..., Awaitable[Evaluation]]]:
 
 
 @pytest.fixture
-def kafka_proxy() -> Iterator[CountingKafkaProxy]:
+def kafka_proxy(testbed: Testbed) -> Iterator[CountingKafkaProxy]:
     """A request-counting proxy: point bootstrapServers at `.address`."""
-    with CountingKafkaProxy(broker_address("QUEUE_SCALER_TEST_KAFKA_PROXY_ADDRESS"),
-                            broker_address("QUEUE_SCALER_TEST_KAFKA_PROXIED_LISTENER")) as proxy:
+    with CountingKafkaProxy(testbed.variable("QUEUE_SCALER_TEST_KAFKA_PROXY_ADDRESS"),
+                            testbed.variable("QUEUE_SCALER_TEST_KAFKA_PROXIED_LISTENER")) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def kafka_service(testbed: Testbed, kafka_helper: KafkaHelper) -> Iterator[Kafka]:
+    """The testbed's Kafka, for a test to kill: whatever the test does, Kafka is up again
+    afterwards, and the tests' own clients talk to it again before the next test runs."""
+    service = testbed.service("kafka")
+    assert isinstance(service, Kafka)
+    yield service
+    service.up()
+    wait_until(lambda: KafkaHelper.try_call(kafka_helper.admin.list_topics),
+               "the test admin client to reconnect", timeout_s=60)
+
+
+@pytest.fixture
+def rabbitmq_service(testbed: Testbed) -> Iterator[RabbitMQ]:
+    """The testbed's RabbitMQ, for a test to stop or kill; up and answering afterwards."""
+    service = testbed.service("rabbitmq")
+    assert isinstance(service, RabbitMQ)
+    yield service
+    if not service.status()[0] and service.process() is not None:
+        service.ctl("start_app")  # the node is up but its broker application is stopped
+    service.up()

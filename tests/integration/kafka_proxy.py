@@ -1,8 +1,8 @@
 """A TCP proxy in front of Kafka's PROXIED listener that counts requests by API, so tests and
 benchmarks measure broker requests at the wire, not inside our own client.
 
-scripts/brokers.sh advertises the proxy's address for that listener, so a client that
-bootstraps through the proxy sends every later request through it too.
+The testbed's Kafka (tests/testbed/kafka.py) advertises the proxy's address for that listener,
+so a client that bootstraps through the proxy sends every later request through it too.
 """
 
 from __future__ import annotations

@@ -6,11 +6,9 @@ inactive."""
 from __future__ import annotations
 
 import asyncio
-import pathlib
 import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -19,23 +17,11 @@ from scaler import app
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
-from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
+from tests.integration.brokers import KafkaHelper, RabbitMQHelper
+from tests.testbed.kafka import Kafka
+from tests.testbed.rabbitmq import RabbitMQ
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 Names = Callable[[str], str]
-
-
-def brokers(command: str, broker: str) -> str:
-    done = subprocess.run([REPO / "scripts" / "brokers.sh", command, broker],  # noqa: S603
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, f"scripts/brokers.sh {command} {broker}: {done.stderr[-2000:]}"
-    return done.stdout + done.stderr
-
-
-def broker_is_up(broker: str) -> bool:
-    done = subprocess.run([REPO / "scripts" / "brokers.sh", "status", broker],  # noqa: S603
-                          capture_output=True, timeout=60, check=False)
-    return done.returncode == 0
 
 
 @pytest.fixture
@@ -94,22 +80,9 @@ async def active_or_code(stub: pb_grpc.ExternalScalerStub, so_ref: pb.ScaledObje
         return error.code()
 
 
-@pytest.fixture
-def kafka_restored(kafka_helper: KafkaHelper) -> Iterator[None]:
-    """Whatever a test does to Kafka, it is up again afterwards, and the tests' own clients
-    talk to it again before the next test runs."""
-    status = brokers("status", "kafka")
-    assert "not ours" not in status, (
-        "fault tests kill and restart the brokers that scripts/brokers.sh started: " + status)
-    yield
-    brokers("up", "kafka")
-    wait_until(lambda: KafkaHelper.try_call(kafka_helper.admin.list_topics),
-               "the test admin client to reconnect", timeout_s=60)
-
-
 async def test_killed_kafka_never_reads_as_zero_and_recovers(
         scaler: app.App, stub: pb_grpc.ExternalScalerStub, kafka_helper: KafkaHelper,
-        kafka_restored: None, unique_name: Names) -> None:
+        kafka_service: Kafka, unique_name: Names) -> None:
     topic = kafka_helper.create_topic(unique_name("t"))
     group = unique_name("g")
     kafka_helper.commit(group, topic, {0: 0, 1: 0, 2: 0})
@@ -119,13 +92,13 @@ async def test_killed_kafka_never_reads_as_zero_and_recovers(
     metric = f"kafka-{topic}"
     assert await value_or_code(stub, so_ref, metric) == 3
 
-    await asyncio.to_thread(brokers, "kill", "kafka")
+    await asyncio.to_thread(kafka_service.kill)
     during = []
     for _ in range(20):  # about 5 s of outage, polled the way KEDA and the HPA would
         during.append(await value_or_code(stub, so_ref, metric))
         during.append(await active_or_code(stub, so_ref))
         await asyncio.sleep(0.25)
-    await asyncio.to_thread(brokers, "up", "kafka")
+    await asyncio.to_thread(kafka_service.up)
     kafka_helper.produce(topic, 2, partition=0)
     after = await wait_for_value(stub, so_ref, metric, 5)
 
@@ -208,47 +181,23 @@ async def test_deleted_queue_fails_only_its_scaled_object(
     assert answers == [3.0, grpc.StatusCode.NOT_FOUND]
 
 
-def rabbitmqctl(command: str) -> None:
-    subprocess.run(["rabbitmqctl", command],  # noqa: S603, S607 - the broker's own CLI
-                   capture_output=True, timeout=120, check=True)
-
-
-def stop_rabbitmq(how: str) -> None:
+def stop_rabbitmq(service: RabbitMQ, how: str) -> None:
     if how == "stop_app":
-        rabbitmqctl("stop_app")  # the node stays up, the broker application stops
+        service.ctl("stop_app")  # the node stays up, the broker application stops
     else:
-        brokers("kill", "rabbitmq")  # SIGKILL of the Erlang VM: no goodbye to any client
+        service.kill()  # SIGKILL of the Erlang VM: no goodbye to any client
 
 
-def start_rabbitmq(how: str) -> None:
+def start_rabbitmq(service: RabbitMQ, how: str) -> None:
     if how == "stop_app":
-        rabbitmqctl("start_app")
-    else:
-        brokers("up", "rabbitmq")
-    wait_until(lambda: broker_is_up("rabbitmq"), "RabbitMQ to answer again", timeout_s=120)
-
-
-@pytest.fixture
-def rabbitmq_restored(rabbitmq_amqp_url: str, rabbitmq_http_url: str) -> Iterator[None]:
-    yield
-    if not broker_is_up("rabbitmq"):
-        if rabbitmq_node_is_up():
-            rabbitmqctl("start_app")
-        else:
-            brokers("up", "rabbitmq")
-        wait_until(lambda: broker_is_up("rabbitmq"), "RabbitMQ to answer again", timeout_s=120)
-
-
-def rabbitmq_node_is_up() -> bool:
-    done = subprocess.run(["rabbitmqctl", "ping"],  # noqa: S607 - the broker's own CLI
-                          capture_output=True, timeout=60, check=False)
-    return done.returncode == 0
+        service.ctl("start_app")
+    service.up()  # a killed node is started again; either way: wait until it answers
 
 
 @pytest.mark.parametrize("how", ["stop_app", "kill"])
 async def test_stopped_or_killed_rabbitmq_never_reads_as_zero_and_recovers(
         scaler: app.App, stub: pb_grpc.ExternalScalerStub, rabbitmq_amqp_url: str,
-        rabbitmq_http_url: str, rabbitmq_restored: None, unique_name: Names, how: str) -> None:
+        rabbitmq_http_url: str, rabbitmq_service: RabbitMQ, unique_name: Names, how: str) -> None:
     before = RabbitMQHelper(rabbitmq_amqp_url, rabbitmq_http_url)
     queue = before.declare(unique_name("durable"), durable=True)
     before.publish(queue, 5, persistent=True)
@@ -259,14 +208,14 @@ async def test_stopped_or_killed_rabbitmq_never_reads_as_zero_and_recovers(
     for so_ref in refs:  # the management API samples every second
         assert await wait_for_value(stub, so_ref, metric, 5, timeout_s=30) == 5
 
-    await asyncio.to_thread(stop_rabbitmq, how)
+    await asyncio.to_thread(stop_rabbitmq, rabbitmq_service, how)
     during = []
     for _ in range(12):
         for so_ref in refs:
             during.append(await value_or_code(stub, so_ref, metric))
             during.append(await active_or_code(stub, so_ref))
         await asyncio.sleep(0.25)
-    await asyncio.to_thread(start_rabbitmq, how)
+    await asyncio.to_thread(start_rabbitmq, rabbitmq_service, how)
     after = RabbitMQHelper(rabbitmq_amqp_url, rabbitmq_http_url)
     after.publish(queue, 2, persistent=True)
     fresh = [await wait_for_value(stub, so_ref, metric, 7) for so_ref in refs]

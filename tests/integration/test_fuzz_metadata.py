@@ -20,6 +20,7 @@ from scaler.metadata import keys_of
 from scaler.sources import CommonMetadata
 from scaler.sources.kafka import KafkaMetadata
 from scaler.sources.rabbitmq import RabbitMQMetadata
+from tests.integration.brokers import address_of
 from tests.integration.scaler_process import ScalerProcess
 
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
@@ -35,23 +36,28 @@ nasty_text = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.just("x" * 100_000),
 )
-loopback_hosts = st.sampled_from([
-    "127.0.0.1:1", "localhost:1", "127.0.0.1:9092", "127.0.0.1", "127.0.0.1:0",
-    "127.0.0.1:99999", "127.0.0.1:9092,127.0.0.1:1", ":9092", "127.0.0.1:abc",
-    "amqp://guest:guest@127.0.0.1:5672/", "amqp://guest:bad@127.0.0.1:5672/nope",
-    "http://guest:guest@127.0.0.1:15672/", "https://127.0.0.1:1/", "amqp://127.0.0.1:1/%zz",
-    "ftp://127.0.0.1/", "amqp://[::1", "http://user@127.0.0.1:15672/a/b/c", "amqp://",
-])
+
+
+def loopback_hosts(kafka: str, amqp_url: str, http_url: str) -> st.SearchStrategy[str]:
+    """Hosts on loopback only: the real test brokers, malformed ones and closed ports."""
+    amqp, http = address_of(amqp_url), address_of(http_url)
+    return st.sampled_from([
+        "127.0.0.1:1", "localhost:1", kafka, "127.0.0.1", "127.0.0.1:0",
+        "127.0.0.1:99999", f"{kafka},127.0.0.1:1", f":{kafka.rsplit(':', 1)[1]}",
+        "127.0.0.1:abc", amqp_url, f"amqp://guest:bad@{amqp}/nope", http_url,
+        "https://127.0.0.1:1/", "amqp://127.0.0.1:1/%zz", "ftp://127.0.0.1/", "amqp://[::1",
+        f"http://user@{http}/a/b/c", "amqp://",
+    ])
 
 
 @st.composite
-def metadata_maps(draw: st.DrawFn) -> dict[str, str]:
+def metadata_maps(draw: st.DrawFn, hosts: st.SearchStrategy[str]) -> dict[str, str]:
     source = draw(st.sampled_from(["kafka", "rabbitmq", "kafka", "rabbitmq", "activemq", ""]))
     keys = draw(st.lists(st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=20)),
                          max_size=12))
     metadata = {"source": source}
     for key in keys:
-        metadata[key] = draw(loopback_hosts if key in HOST_KEYS else nasty_text)
+        metadata[key] = draw(hosts if key in HOST_KEYS else nasty_text)
     return metadata
 
 
@@ -66,9 +72,12 @@ def scaler() -> Iterator[ScalerProcess]:
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")  # the 100 kB values
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(metadata=metadata_maps(), metric_name=st.one_of(st.none(), st.text(max_size=30)))
+@given(data=st.data(), metric_name=st.one_of(st.none(), st.text(max_size=30)))
 def test_every_rpc_answers_with_an_expected_status_and_never_hangs(
-        scaler: ScalerProcess, metadata: dict[str, str], metric_name: str | None) -> None:
+        scaler: ScalerProcess, kafka_bootstrap: str, rabbitmq_amqp_url: str,
+        rabbitmq_http_url: str, data: st.DataObject, metric_name: str | None) -> None:
+    metadata = data.draw(metadata_maps(
+        loopback_hosts(kafka_bootstrap, rabbitmq_amqp_url, rabbitmq_http_url)), label="metadata")
     with grpc.insecure_channel(f"127.0.0.1:{scaler.grpc_port}") as channel:
         stub = pb_grpc.ExternalScalerStub(channel)
         so_ref = pb.ScaledObjectRef(name="fuzz", namespace="fuzz", scalerMetadata=metadata)

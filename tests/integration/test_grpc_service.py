@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from scaler import app
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
+from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until, with_password
 
 
 def ref(**metadata: str) -> pb.ScaledObjectRef:
@@ -155,10 +155,10 @@ async def test_missing_queue_is_not_found(stub: pb_grpc.ExternalScalerStub,
 
 @pytest.mark.parametrize("scheme", ["amqp", "http"])
 async def test_wrong_rabbitmq_password_is_permission_denied_without_the_password(
-        stub: pb_grpc.ExternalScalerStub, scheme: str) -> None:
-    port = 5672 if scheme == "amqp" else 15672
-    so_ref = ref(source="rabbitmq", hostFromEnv=f"{scheme}://guest:Wr0ngSecret@127.0.0.1:{port}/",
-                 queueName="q")
+        stub: pb_grpc.ExternalScalerStub, scheme: str, rabbitmq_amqp_url: str,
+        rabbitmq_http_url: str) -> None:
+    url = rabbitmq_amqp_url if scheme == "amqp" else rabbitmq_http_url
+    so_ref = ref(source="rabbitmq", hostFromEnv=with_password(url, "Wr0ngSecret"), queueName="q")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.IsActive(so_ref)
     assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED

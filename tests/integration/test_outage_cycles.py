@@ -19,9 +19,9 @@ import pytest
 from scaler.errors import BrokerUnavailableError
 from scaler.poller import Poller, PollerSettings
 from scaler.service import parse
-from tests.conftest import broker_address
-from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
+from tests.integration.brokers import KafkaHelper, RabbitMQHelper, address_of, wait_until
 from tests.integration.kafka_proxy import CountingKafkaProxy
+from tests.testbed.pytest_plugin import Testbed
 
 Names = Callable[[str], str]
 
@@ -44,7 +44,7 @@ def open_fds() -> int:
 ])
 async def test_outage_cycles_leave_resources_flat(
         kind: str, cycles: int, rabbitmq_helper: RabbitMQHelper, kafka_bootstrap: str,
-        unique_name: Names, caplog: pytest.LogCaptureFixture) -> None:
+        unique_name: Names, caplog: pytest.LogCaptureFixture, testbed: Testbed) -> None:
     # As `queue-scaler serve` does: the client libraries' own error logs are silenced. Here it
     # also matters for the count: pytest keeps captured records, and kafka-python's records
     # reference its connection objects, sockets included.
@@ -55,15 +55,16 @@ async def test_outage_cycles_leave_resources_flat(
     if kind == "kafka":
         # Kafka clients follow the advertised address after bootstrapping: go through the
         # PROXIED listener, which advertises the proxy's own address.
-        listen = broker_address("QUEUE_SCALER_TEST_KAFKA_PROXY_ADDRESS")
-        upstream = broker_address("QUEUE_SCALER_TEST_KAFKA_PROXIED_LISTENER")
+        listen = testbed.variable("QUEUE_SCALER_TEST_KAFKA_PROXY_ADDRESS")
+        upstream = testbed.variable("QUEUE_SCALER_TEST_KAFKA_PROXIED_LISTENER")
         helper = KafkaHelper(kafka_bootstrap)
         metadata = {"source": "kafka", "consumerGroup": "g", "bootstrapServers": listen,
                     "topic": helper.create_topic(unique_name("t"))}
         helper.close()
     else:
         listen = f"127.0.0.1:{free_port()}"
-        upstream = "127.0.0.1:5672" if kind == "amqp" else "127.0.0.1:15672"
+        upstream = address_of(rabbitmq_helper.amqp_url if kind == "amqp"
+                              else rabbitmq_helper.http_url)
         queue = rabbitmq_helper.declare(unique_name("q"))
         metadata = {"source": "rabbitmq", "queueName": queue,
                     "hostFromEnv": f"{kind}://guest:guest@{listen}/"}

@@ -14,7 +14,7 @@ import pytest
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
+from tests.integration.brokers import KafkaHelper, RabbitMQHelper, address_of, wait_until
 from tests.integration.scaler_process import ScalerProcess
 
 Names = Callable[[str], str]
@@ -84,8 +84,9 @@ def test_broker_connections_are_held_by_the_reader_process_only(
             assert get_metric(stub, {"source": "rabbitmq", "hostFromEnv": rabbitmq_amqp_url,
                                      "queueName": queue}) == 3
         child = reader_pid(scaler)
-        assert {kafka_port, 5672} <= remote_ports(child)
-        assert not {kafka_port, 5672} & remote_ports(scaler.process.pid)
+        amqp_port = int(address_of(rabbitmq_amqp_url).rsplit(":", 1)[1])
+        assert {kafka_port, amqp_port} <= remote_ports(child)
+        assert not {kafka_port, amqp_port} & remote_ports(scaler.process.pid)
     finally:
         scaler.stop()
 

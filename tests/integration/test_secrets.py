@@ -11,12 +11,14 @@ import pytest
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import SecureBrokers
+from tests.integration.brokers import with_password
 from tests.integration.scaler_process import ScalerProcess
 
 SECRET = "Pa55-w0rd-do-not-leak"
 
 
-def failing_triggers(kafka: str, secure: SecureBrokers) -> list[dict[str, str]]:
+def failing_triggers(kafka: str, secure: SecureBrokers, amqp_url: str, http_url: str
+                     ) -> list[dict[str, str]]:
     return [
         # wrong passwords over TLS: Kafka SASL_SSL (SCRAM and PLAIN), amqps, https
         {"source": "kafka", "bootstrapServers": secure.kafka_sasl_ssl, "consumerGroup": "g",
@@ -25,17 +27,17 @@ def failing_triggers(kafka: str, secure: SecureBrokers) -> list[dict[str, str]]:
         {"source": "kafka", "bootstrapServers": secure.kafka_sasl_ssl, "consumerGroup": "g",
          "tls": "enable", "unsafeSsl": "true", "sasl": "plaintext", "username": "scaler",
          "passwordFromEnv": SECRET},
-        {"source": "rabbitmq", "hostFromEnv": f"amqps://guest:{SECRET}@127.0.0.1:5671/",
+        {"source": "rabbitmq", "hostFromEnv": with_password(secure.rabbitmq_amqps_url, SECRET),
          "queueName": "q", "unsafeSsl": "true"},
-        {"source": "rabbitmq", "hostFromEnv": f"https://guest:{SECRET}@127.0.0.1:15671/",
+        {"source": "rabbitmq", "hostFromEnv": with_password(secure.rabbitmq_https_url, SECRET),
          "queueName": "q", "unsafeSsl": "true"},
         # a named connection whose password is wrong, and one whose certificate fails
         {"source": "kafka", "connection": "wrong-password", "consumerGroup": "g"},
         {"source": "rabbitmq", "connection": "no-ca", "queueName": "q"},
         # wrong password over AMQP and HTTP (PERMISSION_DENIED)
-        {"source": "rabbitmq", "hostFromEnv": f"amqp://guest:{SECRET}@127.0.0.1:5672/",
+        {"source": "rabbitmq", "hostFromEnv": with_password(amqp_url, SECRET),
          "queueName": "q"},
-        {"source": "rabbitmq", "hostFromEnv": f"http://guest:{SECRET}@127.0.0.1:15672/",
+        {"source": "rabbitmq", "hostFromEnv": with_password(http_url, SECRET),
          "queueName": "q"},
         # unreachable broker (UNAVAILABLE), password from env
         {"source": "rabbitmq", "hostFromEnv": "amqp://guest@127.0.0.1:1/", "queueName": "q",
@@ -46,11 +48,11 @@ def failing_triggers(kafka: str, secure: SecureBrokers) -> list[dict[str, str]]:
         {"source": "kafka", "bootstrapServers": "127.0.0.1:1", "consumerGroup": "g",
          "sasl": "plaintext", "usernameFromEnv": "u", "passwordFromEnv": SECRET},
         # bad metadata next to a secret (INVALID_ARGUMENT), and a password in a plain host
-        {"source": "rabbitmq", "host": f"amqp://guest:{SECRET}@127.0.0.1:5672/", "queueName": "q"},
+        {"source": "rabbitmq", "host": with_password(amqp_url, SECRET), "queueName": "q"},
         {"source": "rabbitmq", "hostFromEnv": f"ftp://guest:{SECRET}@127.0.0.1/", "queueName": "q"},
         {"source": "kafka", "bootstrapServers": kafka, "consumerGroup": "g",
          "password": SECRET, "lagThreshold": "-1"},
-        {"source": "rabbitmq", "hostFromEnv": f"amqp://guest:{SECRET}@127.0.0.1:5672/",
+        {"source": "rabbitmq", "hostFromEnv": with_password(amqp_url, SECRET),
          "queueName": "q", "mode": "MessageRate", "value": "x"},
     ]
 
@@ -68,13 +70,14 @@ password = "{SECRET}"
 
 [connections.no-ca]
 source = "rabbitmq"
-host = "amqps://guest:{SECRET}@127.0.0.1:5671/"
+host = "{with_password(secure.rabbitmq_amqps_url, SECRET)}"
 """)
     return str(path)
 
 
-def test_no_output_channel_carries_a_secret(kafka_bootstrap: str, secure_brokers: SecureBrokers,
-                                            tmp_path: Path) -> None:
+def test_no_output_channel_carries_a_secret(
+        kafka_bootstrap: str, secure_brokers: SecureBrokers, rabbitmq_amqp_url: str,
+        rabbitmq_http_url: str, tmp_path: Path) -> None:
     scaler = ScalerProcess(
         "--broker-timeout", "2", "--log-level", "DEBUG",
         "--connections-file", connections_file(tmp_path / "connections.toml", secure_brokers))
@@ -82,7 +85,8 @@ def test_no_output_channel_carries_a_secret(kafka_bootstrap: str, secure_brokers
     try:
         with grpc.insecure_channel(f"127.0.0.1:{scaler.grpc_port}") as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
-            for index, metadata in enumerate(failing_triggers(kafka_bootstrap, secure_brokers)):
+            for index, metadata in enumerate(failing_triggers(
+                    kafka_bootstrap, secure_brokers, rabbitmq_amqp_url, rabbitmq_http_url)):
                 so_ref = pb.ScaledObjectRef(name=f"so-{index}", namespace="secrets",
                                             scalerMetadata=metadata)
                 with pytest.raises(grpc.RpcError) as failed:

@@ -1,0 +1,110 @@
+"""The testbed against its real services: the readiness checks say yes to them, a killed broker
+comes back with its data, and the command line prints what the tests use."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import kafka as kafka_client
+import pytest
+
+from tests.integration.brokers import KafkaHelper, RabbitMQHelper
+from tests.testbed import kafka, rabbitmq
+from tests.testbed.kafka import Kafka
+from tests.testbed.pytest_plugin import Testbed
+from tests.testbed.rabbitmq import RabbitMQ
+
+REPO = Path(__file__).resolve().parents[2]
+Names = Callable[[str], str]
+
+
+def test_readiness_checks_accept_the_real_services(kafka_service: Kafka,
+                                                   rabbitmq_service: RabbitMQ) -> None:
+    exports = kafka_service.exports() | rabbitmq_service.exports()
+    ca = Path(exports["QUEUE_SCALER_TEST_TLS_CA"])
+    assert kafka.answers_api_versions(exports["QUEUE_SCALER_TEST_KAFKA"])
+    assert kafka.serves_metadata(exports["QUEUE_SCALER_TEST_KAFKA_SASL_SSL"],
+                                 **kafka_service.sasl_config())
+    assert rabbitmq.amqp_answers(exports["QUEUE_SCALER_TEST_RABBITMQ_AMQPS"], ca)
+    assert rabbitmq.management_answers(exports["QUEUE_SCALER_TEST_RABBITMQ_HTTPS"], ca)
+    # The same checks against the wrong protocol's port say no.
+    assert not kafka.answers_api_versions(
+        exports["QUEUE_SCALER_TEST_RABBITMQ_AMQP"].split("@")[1].rstrip("/"), timeout_s=1)
+    assert not rabbitmq.amqp_answers(f"amqp://guest:guest@{exports['QUEUE_SCALER_TEST_KAFKA']}/",
+                                     timeout_s=1)
+
+
+def end_offsets(bootstrap: str, topic: str) -> list[int]:
+    consumer = kafka_client.KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [kafka_client.TopicPartition(topic, p) for p in range(2)]
+        ends = consumer.end_offsets(partitions)
+        return [ends[p] for p in partitions]
+    finally:
+        consumer.close()
+
+
+def test_a_killed_kafka_comes_back_with_its_topics_and_records(
+        kafka_service: Kafka, kafka_helper: KafkaHelper, unique_name: Names) -> None:
+    topic = kafka_helper.create_topic(unique_name("t"), partitions=2)
+    kafka_helper.produce_round_robin(topic, [3, 4])
+    pid = kafka_service.record().pid  # type: ignore[union-attr]
+
+    kafka_service.kill()
+    assert kafka_service.process() is None
+    assert kafka_service.up() is True  # started again, from the same data
+
+    assert kafka_service.record().pid != pid  # type: ignore[union-attr]
+    assert end_offsets(kafka_helper.bootstrap, topic) == [3, 4]
+
+
+def test_a_killed_rabbitmq_comes_back_with_its_durable_queue_and_messages(
+        rabbitmq_service: RabbitMQ, rabbitmq_amqp_url: str, rabbitmq_http_url: str,
+        unique_name: Names) -> None:
+    before = RabbitMQHelper(rabbitmq_amqp_url, rabbitmq_http_url)
+    queue = before.declare(unique_name("durable"), durable=True)
+    before.publish(queue, 4, persistent=True)
+    before.close()
+
+    rabbitmq_service.kill()
+    assert rabbitmq_service.process() is None
+    assert rabbitmq_service.up() is True
+
+    after = RabbitMQHelper(rabbitmq_amqp_url, rabbitmq_http_url)
+    try:
+        declared = after.channel.queue_declare(queue=queue, passive=True)
+        assert declared.method.message_count == 4
+    finally:
+        after.delete(queue)
+        after.close()
+
+
+def run_testbed(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tests.testbed", *arguments],  # noqa: S603
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+                          env=os.environ.copy())
+
+
+@pytest.mark.parametrize("command", ["up", "env"])
+def test_the_command_line_prints_only_the_exports_the_tests_read(
+        command: str, testbed: Testbed) -> None:
+    # Up already (and the testbed's own), so `up` only checks it.
+    kafka_address = testbed.service("kafka").exports()["QUEUE_SCALER_TEST_KAFKA"]
+    done = run_testbed(command, "kafka")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines, done.stderr
+    assert all(line.startswith("export QUEUE_SCALER_TEST_") for line in lines), done.stdout
+    assert f"export QUEUE_SCALER_TEST_KAFKA={kafka_address}" in lines
+    assert not any("RABBITMQ" in line for line in lines)  # only what was asked for
+
+
+def test_status_says_which_services_answer(testbed: Testbed) -> None:
+    testbed.service("kafka")
+    done = run_testbed("status", "kafka")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("kafka: up (4.1.1, pid ")
