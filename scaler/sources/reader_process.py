@@ -38,6 +38,8 @@ from scaler.sources import base
 log = logging.getLogger(__name__)
 
 _NICENESS = 10
+_READY_TIMEOUT_S = 30.0
+_READY = 0  # the request id of the child's first message: it is reading requests
 _TARGETS_PER_MESSAGE = 100
 _Results = Mapping[Hashable, base.Reading | SourceError]
 
@@ -55,9 +57,13 @@ class ReaderProcess:
         self._closed = False
 
     def start(self) -> None:
-        """Starts the child now, so that the first read does not wait for its imports."""
+        """Starts the child now and waits until it reads requests, so that the first read
+        does not spend its deadline on the child's imports (about 1 s here, more on a busy
+        machine)."""
         with self._guard:
-            self._running_child()
+            child = self._running_child()
+        if not child.ready.wait(_READY_TIMEOUT_S):
+            log.warning("the reader process did not start within %g s", _READY_TIMEOUT_S)
 
     def open_source(self, trigger: base.TriggerMetadata, timeout_s: float) -> base.Source:
         """A `base.Source` for `trigger`'s connection whose reads run in the child."""
@@ -163,6 +169,8 @@ class _Child:
         self._request_ids = itertools.count(1)
         self._guard = threading.Lock()
         self.alive = True
+        self.ready = threading.Event()
+        """Set when the child reads requests, or has exited."""
         threading.Thread(target=self._receive, name="reader-process-answers",
                          daemon=True).start()
 
@@ -208,6 +216,9 @@ class _Child:
                 request_id, part, done = self._pipe.recv()
             except (EOFError, OSError, ValueError):
                 break
+            if request_id == _READY:
+                self.ready.set()
+                continue
             if isinstance(part, list) and request_id in self._pending:
                 parts.setdefault(request_id, []).extend(part)
             if not done:
@@ -222,6 +233,7 @@ class _Child:
             self.alive = False
             pending, self._pending = self._pending, {}
             self._pipe.close()
+        self.ready.set()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(1)
         for future in pending.values():
@@ -300,6 +312,7 @@ def serve_reads(pipe: Connection, log_level: str) -> None:
         if source is not None:
             source.close()
 
+    send((_READY, None, True))
     while True:
         try:
             message = pipe.recv()

@@ -17,7 +17,7 @@ from typing import Any
 import kafka
 import kafka.errors
 
-from tests.testbed import install, progress, tls
+from tests.testbed import install, progress
 from tests.testbed.places import fill_cache_entry
 from tests.testbed.service import HOST, Service, ServiceError
 
@@ -50,9 +50,6 @@ class Kafka(Service):
     @property
     def data(self) -> Path:
         return self.state / "data"
-
-    def certificates(self) -> tls.TestCertificates:
-        return tls.ensure(self.places.state / "tls")
 
     def install(self) -> None:
         log = self.logs / "install.log"

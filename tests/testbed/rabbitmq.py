@@ -18,7 +18,7 @@ import pika
 import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
-from tests.testbed import install, tls
+from tests.testbed import install
 from tests.testbed.service import HOST, Service, ServiceError
 
 SCRIPTS = Path("/usr/lib/rabbitmq/bin")
@@ -35,9 +35,6 @@ class RabbitMQ(Service):
         done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "rabbitmq-server"],  # noqa: S607
                               capture_output=True, text=True, check=False, timeout=30)
         return done.stdout.strip() or "not installed"
-
-    def certificates(self) -> tls.TestCertificates:
-        return tls.ensure(self.places.state / "tls")
 
     def install(self) -> None:
         if not (SCRIPTS / "rabbitmq-server").is_file():

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import psutil
 
-from tests.testbed import progress
+from tests.testbed import progress, tls
 from tests.testbed.places import Places
 
 HOST = "127.0.0.1"
@@ -99,6 +99,10 @@ class Service(abc.ABC):
 
     # ---- shared behaviour -------------------------------------------------------------------
 
+    def certificates(self) -> tls.TestCertificates:
+        """The test CA and server certificate that every TLS listener of the testbed presents."""
+        return tls.ensure(self.places.state / "tls")
+
     @property
     def record_file(self) -> Path:
         return self.state / "process.json"
@@ -160,7 +164,10 @@ class Service(abc.ABC):
         progress.say(f"starting {self.name} {self.version} (logs: {self.logs})")
         pid = _start_detached(self.command(), self.logs / "console.log", cwd=self.state,
                               env=os.environ | self.environment())
-        process = psutil.Process(pid)
+        try:
+            process = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            raise ServiceError(f"{self.name} exited at once\n" + self.log_report(offsets)) from None
         self.record_file.write_text(json.dumps(dataclasses.asdict(ProcessRecord(
             pid=pid, started_at=process.create_time(), config=self.config_fingerprint(),
             owner=owner))))
