@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from tests.testbed import progress
+from tests.testbed.service import ServiceError
 
 # Debian's maintainer scripts start the services they install (invoke-rc.d). Without an init
 # system that fails the install or starts a broker with the default config behind our back;
@@ -18,7 +19,7 @@ POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 _apt_updated = False
 
 
-class InstallError(RuntimeError):
+class InstallError(ServiceError):
     """Something the testbed needs could not be installed; the message says what and why."""
 
 

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.testbed import SERVICES, open_service
-from tests.testbed.install import InstallError
 from tests.testbed.places import Places
 from tests.testbed.service import Service, ServiceError
 
@@ -71,7 +70,7 @@ class Testbed:
             try:
                 if service.up(owner=self.owner):
                     self._started.append(service)
-            except (ServiceError, InstallError) as error:
+            except ServiceError as error:
                 self._failed[name] = (
                     f"the testbed could not start {name}: {error}\n"
                     f"by hand: python -m tests.testbed up {name}; its logs: "
