@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README, and .ci/run calls exactly this): installs the Python
 # dependencies, then lints, type-checks, checks the import contracts and runs pytest. The tests
-# start the real services they use themselves (tests/testbed: Kafka, RabbitMQ), unless the
-# QUEUE_SCALER_TEST_* variables already point at brokers of yours. Extra arguments go to pytest.
+# start the real services they use themselves (tests/testbed: Kafka, RabbitMQ, Artemis), unless
+# the QUEUE_SCALER_TEST_* variables already point at brokers of yours. Extra arguments go to
+# pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -14,6 +14,7 @@ from scaler.poller import Poller, PollerSettings
 from scaler.service import Evaluation, ExternalScalerService
 from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
 from tests.integration.kafka_proxy import CountingKafkaProxy
+from tests.testbed.artemis import Artemis
 from tests.testbed.kafka import Kafka
 from tests.testbed.pytest_plugin import Testbed
 from tests.testbed.rabbitmq import RabbitMQ
@@ -89,4 +90,13 @@ def rabbitmq_service(testbed: Testbed) -> Iterator[RabbitMQ]:
     yield service
     if not service.status()[0] and service.process() is not None:
         service.ctl("start_app")  # the node is up but its broker application is stopped
+    service.up()
+
+
+@pytest.fixture
+def artemis_service(testbed: Testbed) -> Iterator[Artemis]:
+    """The testbed's Artemis, for a test to kill; up and answering afterwards."""
+    service = testbed.service("artemis")
+    assert isinstance(service, Artemis)
+    yield service
     service.up()

@@ -3,9 +3,12 @@ comes back with its data, and the command line prints what the tests use."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +16,8 @@ import kafka as kafka_client
 import pytest
 
 from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
-from tests.testbed import kafka, rabbitmq
+from tests.testbed import artemis, kafka, rabbitmq
+from tests.testbed.artemis import Artemis
 from tests.testbed.kafka import Kafka
 from tests.testbed.pytest_plugin import Testbed
 from tests.testbed.rabbitmq import RabbitMQ
@@ -85,6 +89,59 @@ def test_a_killed_rabbitmq_comes_back_with_its_durable_queue_and_messages(
     finally:
         after.delete(queue)
         after.close()
+
+
+def artemis_queue(name: str) -> str:
+    return (f'org.apache.activemq.artemis:broker="{artemis.BROKER_NAME}",component=addresses,'
+            f'address="{name}",subcomponent=queues,routing-type="anycast",queue="{name}"')
+
+
+def artemis_call(service: Artemis, request: dict[str, object]) -> object:
+    answer = artemis.jolokia(service.exports()["QUEUE_SCALER_TEST_ARTEMIS_MANAGEMENT"],
+                             artemis.USER, artemis.PASSWORD, request)
+    assert isinstance(answer, dict), answer
+    assert answer["status"] == 200, answer
+    return answer["value"]
+
+
+def test_artemis_answers_jolokia_only_with_an_origin_it_allows(artemis_service: Artemis) -> None:
+    management = artemis_service.exports()["QUEUE_SCALER_TEST_ARTEMIS_MANAGEMENT"]
+    version = {"type": "read", "mbean": f'org.apache.activemq.artemis:broker="'
+               f'{artemis.BROKER_NAME}"', "attribute": "Version"}
+    assert artemis_call(artemis_service, version) == artemis.VERSION
+    # Without a matching Origin, Jolokia answers HTTP 200 with a refusal in the body: the
+    # readiness check (and, later, the scaler) must read the body's status.
+    token = base64.b64encode(f"{artemis.USER}:{artemis.PASSWORD}".encode()).decode()
+    bare = urllib.request.Request(f"http://{management}/console/jolokia", method="POST",
+                                  data=json.dumps(version).encode(),
+                                  headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(bare, timeout=10) as reply:
+        assert reply.status == 200
+        assert json.loads(reply.read())["status"] == 403
+
+
+def test_a_killed_artemis_comes_back_with_its_durable_queue_and_messages(
+        artemis_service: Artemis, unique_name: Names) -> None:
+    queue = unique_name("q")
+    broker = f'org.apache.activemq.artemis:broker="{artemis.BROKER_NAME}"'
+    artemis_call(artemis_service, {
+        "type": "exec", "mbean": broker, "operation": "createQueue(java.lang.String)",
+        "arguments": [json.dumps({"name": queue, "address": queue, "routing-type": "ANYCAST",
+                                  "durable": True})]})
+    send = {"type": "exec", "mbean": artemis_queue(queue),
+            "operation": "sendMessage(java.util.Map,int,java.lang.String,boolean,"
+                         "java.lang.String,java.lang.String)",
+            "arguments": [{}, 3, "message", True, artemis.USER, artemis.PASSWORD]}
+    for _ in range(3):
+        artemis_call(artemis_service, send)
+    count = {"type": "read", "mbean": artemis_queue(queue), "attribute": "MessageCount"}
+    assert artemis_call(artemis_service, count) == 3
+
+    artemis_service.kill()
+    assert artemis_service.process() is None
+    assert artemis_service.up() is True
+
+    assert artemis_call(artemis_service, count) == 3
 
 
 def run_testbed(*arguments: str) -> subprocess.CompletedProcess[str]:

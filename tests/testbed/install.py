@@ -87,3 +87,16 @@ def maven_copy_dependencies(pom: Path, output: Path, log: Path,
                 f"-DoutputDirectory={output}", "-DincludeScope=runtime",
                 *(f"-D{key}={value}" for key, value in properties.items())],
                log, f"fetching the jars of {pom.name} with Maven")
+
+
+def maven_copy_artifact(artifact: str, output: Path, log: Path) -> Path:
+    """One artifact (`group:artifact:version[:packaging[:classifier]]`) from Maven Central,
+    without its dependencies, as a file in `output`; returns its path."""
+    mvn = ensure_command("mvn", "maven", log)
+    run_logged([mvn, "-B", "-q", "dependency:copy", f"-Dartifact={artifact}",
+                f"-DoutputDirectory={output}", "-Dmdep.useBaseVersion=true"],
+               log, f"fetching {artifact} with Maven")
+    found = sorted(output.iterdir())
+    if len(found) != 1:
+        raise InstallError(f"Maven fetched {artifact} but left {len(found)} files in {output}")
+    return found[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.testbed import kafka, rabbitmq
+from tests.testbed import artemis, kafka, rabbitmq
 from tests.testbed.places import Places, fill_cache_entry
 
 
@@ -121,3 +121,10 @@ def test_rabbitmq_readiness_needs_amqp_and_management_answers(
     address = closed_port() if where == "closed" else request.getfixturevalue(f"{where}_listener")
     assert rabbitmq.amqp_answers(f"amqp://guest:guest@{address}/", timeout_s=0.5) is False
     assert rabbitmq.management_answers(f"http://guest:guest@{address}/", timeout_s=0.5) is False
+
+
+@pytest.mark.parametrize("where", ["closed", "silent", "http"])
+def test_artemis_readiness_needs_a_jolokia_answer(where: str, request: pytest.FixtureRequest
+                                                  ) -> None:
+    address = closed_port() if where == "closed" else request.getfixturevalue(f"{where}_listener")
+    assert artemis.jolokia(address, "u", "p", {"type": "version"}, timeout_s=0.5) is None
