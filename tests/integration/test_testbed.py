@@ -15,7 +15,7 @@ from pathlib import Path
 import kafka as kafka_client
 import pytest
 
-from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
+from tests.integration.brokers import KafkaHelper, RabbitMQHelper
 from tests.testbed import artemis, kafka, rabbitmq
 from tests.testbed.artemis import Artemis
 from tests.testbed.kafka import Kafka
@@ -72,11 +72,14 @@ def test_a_killed_rabbitmq_comes_back_with_its_durable_queue_and_messages(
     before = RabbitMQHelper(rabbitmq_amqp_url, rabbitmq_http_url)
     queue = before.declare(unique_name("durable"), durable=True)
     before.publish(queue, 4, persistent=True)
-    # A node killed within moments of declaring a queue lost the declaration once in three runs
-    # (its schema database is written behind); the fault tests, too, kill only after the
-    # management API (sampled every second) counts the messages.
-    wait_until(lambda: before.api_messages(queue) == 4, "the queue's statistics")
     before.close()
+    # A node killed within seconds of a queue's declaration can lose it (its schema database is
+    # written behind; seen twice in five runs, once after waiting for the management API to
+    # count the messages). A clean stop writes it out: what this test checks is that the data
+    # on disk survives a kill and comes back with `up`.
+    owner = rabbitmq_service.record().owner  # type: ignore[union-attr]
+    rabbitmq_service.down()
+    rabbitmq_service.up(owner)
 
     rabbitmq_service.kill()
     assert rabbitmq_service.process() is None

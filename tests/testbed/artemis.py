@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.testbed import install, progress
 from tests.testbed.places import fill_cache_entry
-from tests.testbed.service import HOST, Service, ServiceError
+from tests.testbed.service import HOST, Service
 
 VERSION = "2.40.0"
 ARTIFACT = f"org.apache.activemq:apache-artemis:{VERSION}:tar.gz:bin"
@@ -47,9 +47,7 @@ class Artemis(Service):
 
     def install(self) -> None:
         log = self.logs / "install.log"
-        java = install.ensure_command("java", "openjdk-17-jre-headless", log)
-        if install.java_major_version(java) < 17:
-            raise ServiceError(f"Artemis {VERSION} needs Java 17 or newer; {java} is older")
+        install.ensure_java(17, f"Artemis {VERSION}", log)
 
         def fetch(folder: Path) -> None:
             progress.say(f"fetching Artemis {VERSION} from Maven Central into {self.home.parent}")

@@ -72,11 +72,15 @@ def ensure_command(command: str, package: str, log: Path) -> str:
     return found
 
 
-def java_major_version(java: str) -> int:
+def ensure_java(minimum: int, needed_by: str, log: Path) -> str:
+    """The path of a `java` of at least version `minimum` (Debian's JRE 17 if there is none)."""
+    java = ensure_command("java", "openjdk-17-jre-headless", log)
     done = subprocess.run([java, "-XshowSettings:properties", "-version"],  # noqa: S603
                           capture_output=True, text=True, timeout=60, check=False)
     found = re.search(r"java\.specification\.version = (\d+)", done.stderr)
-    return int(found.group(1)) if found else 0
+    if found is None or int(found.group(1)) < minimum:
+        raise InstallError(f"{needed_by} needs Java {minimum} or newer; {java} is older")
+    return java
 
 
 def maven_copy_dependencies(pom: Path, output: Path, log: Path,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import socket
 import struct
@@ -53,9 +52,7 @@ class Kafka(Service):
 
     def install(self) -> None:
         log = self.logs / "install.log"
-        java = install.ensure_command("java", "openjdk-17-jre-headless", log)
-        if install.java_major_version(java) < 17:
-            raise ServiceError(f"Kafka {VERSION} needs Java 17 or newer; {java} is older")
+        install.ensure_java(17, f"Kafka {VERSION}", log)
         self.certificates()
         pom = ASSETS / "pom.xml"
 
@@ -145,18 +142,14 @@ class Kafka(Service):
         progress.say(f"formatting Kafka storage in {self.data}")
         user = f"name={SASL_USER},password={SASL_PASSWORD}"
         install.run_logged(
-            [self._java(), *TOOL_OPTIONS, "-cp", f"{self.libs}/*", "kafka.tools.StorageTool",
+            ["java", *TOOL_OPTIONS, "-cp", f"{self.libs}/*", "kafka.tools.StorageTool",
              "format", "--cluster-id", cluster_id, "--config",
              str(self.state / "server.properties"), "--ignore-formatted",
              "--add-scram", f"SCRAM-SHA-256=[{user}]", "--add-scram", f"SCRAM-SHA-512=[{user}]"],
             self.logs / "format.log", "formatting Kafka storage")
 
-    @staticmethod
-    def _java() -> str:
-        return os.environ.get("JAVA", "java")
-
     def command(self) -> list[str]:
-        return [self._java(), *HEAP, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+        return ["java", *HEAP, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                 "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
                 f"-Dkafka.logs.dir={self.logs}",
                 f"-Dlog4j2.configurationFile={ASSETS / 'log4j2-server.xml'}",
