@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -19,6 +20,7 @@ from scaler import redaction
 from scaler.errors import MetadataError, MetadataErrors
 
 FROM_ENV_SUFFIX = "FromEnv"
+_METRIC_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Keys that KEDA itself reads for its connection to this scaler; accepted and ignored.
 KEDA_CONNECTION_KEYS = frozenset(
     {"scalerAddress", "enableTLS", "caCert", "tlsClientCert", "tlsClientKey"}
@@ -156,6 +158,12 @@ def check_unknown_keys(raw: Mapping[str, str], known: Iterable[str]) -> list[Met
 def raise_if_any(problems: Sequence[MetadataError]) -> None:
     if problems:
         raise MetadataErrors(problems)
+
+
+def metric_name(raw: str) -> str:
+    """`raw` (source prefix and the trigger's topic or queue) as a metric name KEDA accepts:
+    every character other than a letter, digit, '-' or '_' becomes '-'."""
+    return _METRIC_NAME_UNSAFE.sub("-", raw)
 
 
 def shorten(value: str, limit: int = 80) -> str:

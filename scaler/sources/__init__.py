@@ -15,13 +15,15 @@ from scaler import metadata, policy, redaction
 from scaler.errors import MetadataError
 from scaler.sources import base
 from scaler.sources import connections as _connections
+from scaler.sources.activemq import ActiveMQMetadata
 from scaler.sources.connections import NO_CONNECTIONS, Connections, ConnectionsFileError
 from scaler.sources.kafka import KafkaMetadata
 from scaler.sources.rabbitmq import RabbitMQMetadata
 
-SOURCES: dict[str, type[KafkaMetadata] | type[RabbitMQMetadata]] = {
+SOURCES: dict[str, type[KafkaMetadata] | type[RabbitMQMetadata] | type[ActiveMQMetadata]] = {
     KafkaMetadata.source_name: KafkaMetadata,
     RabbitMQMetadata.source_name: RabbitMQMetadata,
+    ActiveMQMetadata.source_name: ActiveMQMetadata,
 }
 
 

@@ -16,6 +16,8 @@ import pika
 from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata
 
+from tests.testbed import artemis
+
 
 def address_of(url: str) -> str:
     """'host:port' of a broker URL (the testbed gives each listener a free port)."""
@@ -169,3 +171,48 @@ class RabbitMQHelper:
 
     def close(self) -> None:
         self.connection.close()
+
+
+class ArtemisHelper:
+    """Creates, fills and removes anycast queues on the testbed's Artemis through Jolokia (one
+    bulk request per call)."""
+
+    def __init__(self, management: str, broker: str, user: str, password: str) -> None:
+        self.management = management
+        self.broker = broker
+        self.user = user
+        self.password = password
+
+    def queue_mbean(self, queue: str) -> str:
+        return (f'org.apache.activemq.artemis:broker="{self.broker}",component=addresses,'
+                f'address="{queue}",subcomponent=queues,routing-type="anycast",queue="{queue}"')
+
+    def call(self, requests: list[dict[str, Any]]) -> list[Any]:
+        answers = artemis.jolokia(self.management, self.user, self.password, requests)
+        assert isinstance(answers, list), answers
+        assert all(answer.get("status") == 200 for answer in answers), answers
+        return [answer.get("value") for answer in answers]
+
+    def create(self, *queues: str) -> None:
+        self.call([{"type": "exec", "mbean": f'org.apache.activemq.artemis:broker="{self.broker}"',
+                    "operation": "createQueue(java.lang.String)",
+                    "arguments": [json.dumps({"name": queue, "address": queue,
+                                              "routing-type": "ANYCAST", "durable": False})]}
+                   for queue in queues])
+
+    def send(self, queue: str, count: int) -> None:
+        send = {"type": "exec", "mbean": self.queue_mbean(queue),
+                "operation": "sendMessage(java.util.Map,int,java.lang.String,boolean,"
+                             "java.lang.String,java.lang.String)",
+                "arguments": [{}, 3, "message", False, self.user, self.password]}
+        self.call([send] * count)
+
+    def count(self, queue: str) -> int:
+        (value,) = self.call([{"type": "read", "mbean": self.queue_mbean(queue),
+                               "attribute": "MessageCount"}])
+        return int(value)
+
+    def delete(self, *queues: str) -> None:
+        self.call([{"type": "exec", "mbean": f'org.apache.activemq.artemis:broker="{self.broker}"',
+                    "operation": "destroyQueue(java.lang.String,boolean,boolean)",
+                    "arguments": [queue, True, True]} for queue in queues])

@@ -12,7 +12,7 @@ from scaler.decisions import DecisionLog
 from scaler.metrics import ScalerMetrics
 from scaler.poller import Poller, PollerSettings
 from scaler.service import Evaluation, ExternalScalerService
-from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
+from tests.integration.brokers import ArtemisHelper, KafkaHelper, RabbitMQHelper, wait_until
 from tests.integration.kafka_proxy import CountingKafkaProxy
 from tests.testbed.artemis import Artemis
 from tests.testbed.kafka import Kafka
@@ -39,6 +39,14 @@ def rabbitmq_helper(rabbitmq_amqp_url: str, rabbitmq_http_url: str
     helper = RabbitMQHelper(rabbitmq_amqp_url, rabbitmq_http_url)
     yield helper
     helper.close()
+
+
+@pytest.fixture(scope="session")
+def artemis_helper(testbed: Testbed) -> ArtemisHelper:
+    return ArtemisHelper(testbed.variable("QUEUE_SCALER_TEST_ARTEMIS_MANAGEMENT"),
+                         testbed.variable("QUEUE_SCALER_TEST_ARTEMIS_BROKER_NAME"),
+                         testbed.variable("QUEUE_SCALER_TEST_ARTEMIS_USER"),
+                         testbed.variable("QUEUE_SCALER_TEST_ARTEMIS_PASSWORD"))
 
 
 # Each request reads afresh (max age 50 ms), and a committed offset that did not move between

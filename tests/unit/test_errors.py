@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+
 import grpc
 import kafka.errors
 import pika.exceptions
@@ -14,7 +16,8 @@ from scaler import errors, service
     errors.MetadataError, errors.MetadataErrors, errors.BrokerUnavailableError,
     errors.BrokerAuthError, errors.TargetNotFoundError, errors.StaleDataError])
 def test_our_errors_do_not_subclass_library_errors(error_type: type[Exception]) -> None:
-    for foreign in (kafka.errors.KafkaError, pika.exceptions.AMQPError, OSError, grpc.RpcError):
+    for foreign in (kafka.errors.KafkaError, pika.exceptions.AMQPError, OSError, grpc.RpcError,
+                    http.client.HTTPException):
         assert not issubclass(error_type, foreign)
 
 

@@ -127,7 +127,8 @@ def test_keda_connection_keys_are_accepted_and_ignored() -> None:
 
 
 def test_unknown_source_lists_the_valid_ones() -> None:
-    assert "source: must be one of kafka, rabbitmq, got 'kafak'" in problems({"source": "kafak"})
+    assert "source: must be one of kafka, rabbitmq, activemq, got 'kafak'" in problems(
+        {"source": "kafak"})
 
 
 def test_password_is_absent_from_repr_and_errors() -> None:

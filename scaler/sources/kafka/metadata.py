@@ -16,7 +16,6 @@ from scaler.sources.kafka.source import KafkaReading, KafkaSource
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _MAX_PARTITION = 1_000_000
-_METRIC_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def _bootstrap_servers(value: str) -> tuple[str, ...]:
@@ -138,7 +137,7 @@ class KafkaMetadata:
         # KEDA's names: kafka-<topics joined by ','>, or kafka-<group>-topics without a topic.
         raw = f"kafka-{','.join(self.topics)}" if self.topics else (
             f"kafka-{self.consumer_group}-topics")
-        return _METRIC_NAME_UNSAFE.sub("-", raw)
+        return metadata.metric_name(raw)
 
     def target_value(self) -> float:
         return float(self.lag_threshold)

@@ -9,7 +9,6 @@ connection per broker serves every trigger.
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.client
 import json
 import re
@@ -25,8 +24,8 @@ from scaler.errors import (
     SourceError,
     TargetNotFoundError,
 )
+from scaler.sources.http_connection import HttpConnection
 from scaler.sources.rabbitmq.reading import QueueStats, RabbitMQReading
-from scaler.sources.tls import client_context
 
 if TYPE_CHECKING:
     from scaler.sources.rabbitmq.metadata import RabbitMQMetadata
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
 _MAX_PAGE_SIZE = 500
 _COLUMNS = ("name,messages_ready,messages_unacknowledged,consumers,"
             "message_stats.publish_details.rate,message_stats.deliver_get_details.rate")
-# A keep-alive connection the broker closed while we were idle fails on first use.
-_STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class _NotFoundError(Exception):
@@ -62,8 +59,10 @@ def _chunks(names: list[str], budget: int = 4000) -> list[list[str]]:
 class ManagementSource:
     def __init__(self, connection: RabbitMQMetadata, timeout_s: float) -> None:
         self._connection = connection
-        self._timeout_s = timeout_s
-        self._http: http.client.HTTPConnection | None = None
+        url = connection.host
+        self._http = HttpConnection(
+            url.scheme, url.hostname or "", url.port or (15671 if url.scheme == "https" else 15672),
+            timeout_s, connection.ca_file, connection.unsafe_ssl)
         user, password = connection.credentials
         self._authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         # http.client connections are not thread-safe; reads take turns.
@@ -91,7 +90,7 @@ class ManagementSource:
 
     def close(self) -> None:
         with self._lock:
-            self._drop_connection()
+            self._http.close()
 
     def _read_regex(self, target: RabbitMQMetadata) -> RabbitMQReading | SourceError:
         try:
@@ -165,54 +164,23 @@ class ManagementSource:
         return f"RabbitMQ management API at {self._connection.display_host()}"
 
     def _get(self, path: str) -> Any:
-        full_path = self._connection.http_sub_path + path
-        for attempt in (1, 2):
-            reused = self._http is not None
-            try:
-                status, reason, body = self._request(full_path)
-                break
-            except _STALE_CONNECTION as exc:
-                self._drop_connection()
-                if reused and attempt == 1:
-                    continue
-                raise self._unavailable(exc) from exc
-            except (http.client.HTTPException, OSError) as exc:
-                self._drop_connection()
-                raise self._unavailable(exc) from exc
-        if status == 404:
-            raise _NotFoundError
-        if status in (401, 403):
-            raise BrokerAuthError(f"{self._where()}: HTTP {status}: access refused for user "
-                                  f"{self._connection.credentials[0]!r}")
-        if status != 200:
-            raise BrokerUnavailableError(f"{self._where()}: HTTP {status} {reason}")
         try:
-            return json.loads(body)
+            reply = self._http.request(
+                "GET", self._connection.http_sub_path + path,
+                {"Authorization": self._authorization, "Accept": "application/json"})
+        except (http.client.HTTPException, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        if reply.status == 404:
+            raise _NotFoundError
+        if reply.status in (401, 403):
+            raise BrokerAuthError(f"{self._where()}: HTTP {reply.status}: access refused for "
+                                  f"user {self._connection.credentials[0]!r}")
+        if reply.status != 200:
+            raise BrokerUnavailableError(f"{self._where()}: HTTP {reply.status} {reply.reason}")
+        try:
+            return json.loads(reply.body)
         except ValueError as exc:
             raise BrokerUnavailableError(f"{self._where()}: answered with invalid JSON") from exc
-
-    def _request(self, path: str) -> tuple[int, str, bytes]:
-        if self._http is None:
-            self._http = self._new_connection()
-        self._http.request("GET", path, headers={"Authorization": self._authorization,
-                                                 "Accept": "application/json"})
-        reply = self._http.getresponse()
-        return reply.status, reply.reason, reply.read()
-
-    def _new_connection(self) -> http.client.HTTPConnection:
-        url = self._connection.host
-        if url.scheme == "https":
-            context = client_context(self._connection.ca_file, self._connection.unsafe_ssl)
-            return http.client.HTTPSConnection(
-                url.hostname or "", url.port or 15671, timeout=self._timeout_s, context=context)
-        return http.client.HTTPConnection(url.hostname or "", url.port or 15672,
-                                          timeout=self._timeout_s)
-
-    def _drop_connection(self) -> None:
-        connection, self._http = self._http, None
-        if connection is not None:
-            with contextlib.suppress(OSError):
-                connection.close()
 
     def _unavailable(self, exc: BaseException) -> BrokerUnavailableError:
         detail = redaction.redact_text(str(exc), (self._connection.credentials[1],))

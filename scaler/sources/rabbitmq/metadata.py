@@ -199,8 +199,7 @@ class RabbitMQMetadata:
 
     def metric_name(self) -> str:
         # KEDA's name: rabbitmq-<queue name, query-escaped>, then normalised.
-        escaped = urllib.parse.quote_plus(self.queue_name)
-        return "rabbitmq-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in escaped)
+        return metadata.metric_name("rabbitmq-" + urllib.parse.quote_plus(self.queue_name))
 
     def target_value(self) -> float:
         return self.options().value
