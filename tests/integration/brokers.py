@@ -16,7 +16,7 @@ import pika
 from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata
 
-from tests.testbed import artemis
+from tests.testbed import activemq, artemis
 
 
 def address_of(url: str) -> str:
@@ -193,18 +193,18 @@ class ArtemisHelper:
         assert all(answer.get("status") == 200 for answer in answers), answers
         return [answer.get("value") for answer in answers]
 
-    def create(self, *queues: str) -> None:
+    def create(self, *queues: str, durable: bool = False) -> None:
         self.call([{"type": "exec", "mbean": f'org.apache.activemq.artemis:broker="{self.broker}"',
                     "operation": "createQueue(java.lang.String)",
                     "arguments": [json.dumps({"name": queue, "address": queue,
-                                              "routing-type": "ANYCAST", "durable": False})]}
+                                              "routing-type": "ANYCAST", "durable": durable})]}
                    for queue in queues])
 
-    def send(self, queue: str, count: int) -> None:
+    def send(self, queue: str, count: int, *, durable: bool = False) -> None:
         send = {"type": "exec", "mbean": self.queue_mbean(queue),
                 "operation": "sendMessage(java.util.Map,int,java.lang.String,boolean,"
                              "java.lang.String,java.lang.String)",
-                "arguments": [{}, 3, "message", False, self.user, self.password]}
+                "arguments": [{}, 3, "message", durable, self.user, self.password]}
         self.call([send] * count)
 
     def count(self, queue: str) -> int:
@@ -216,3 +216,39 @@ class ArtemisHelper:
         self.call([{"type": "exec", "mbean": f'org.apache.activemq.artemis:broker="{self.broker}"',
                     "operation": "destroyQueue(java.lang.String,boolean,boolean)",
                     "arguments": [queue, True, True]} for queue in queues])
+
+
+class ClassicHelper:
+    """Adds, fills and removes queues on the testbed's ActiveMQ Classic through its Jolokia
+    agent (one bulk request per call)."""
+
+    def __init__(self, jolokia_url: str, broker: str, user: str, password: str) -> None:
+        self.jolokia_url = jolokia_url
+        self.broker = broker
+        self.user = user
+        self.password = password
+
+    @property
+    def endpoint(self) -> str:
+        """host:port of the Jolokia agent."""
+        return address_of(self.jolokia_url)
+
+    def call(self, requests: list[dict[str, Any]]) -> list[Any]:
+        answers = activemq.jolokia(self.jolokia_url, self.user, self.password, requests)
+        assert isinstance(answers, list), answers
+        assert all(answer.get("status") == 200 for answer in answers), answers
+        return [answer.get("value") for answer in answers]
+
+    def create(self, *queues: str) -> None:
+        self.call([activemq.add_queue_request(queue, self.broker) for queue in queues])
+
+    def send(self, queue: str, count: int) -> None:
+        self.call([activemq.send_text_request(queue, "message", self.broker, self.user,
+                                              self.password)] * count)
+
+    def count(self, queue: str) -> int:
+        (value,) = self.call([activemq.queue_size_request(queue, self.broker)])
+        return int(value)
+
+    def delete(self, *queues: str) -> None:
+        self.call([activemq.remove_queue_request(queue, self.broker) for queue in queues])

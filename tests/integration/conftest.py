@@ -12,8 +12,15 @@ from scaler.decisions import DecisionLog
 from scaler.metrics import ScalerMetrics
 from scaler.poller import Poller, PollerSettings
 from scaler.service import Evaluation, ExternalScalerService
-from tests.integration.brokers import ArtemisHelper, KafkaHelper, RabbitMQHelper, wait_until
+from tests.integration.brokers import (
+    ArtemisHelper,
+    ClassicHelper,
+    KafkaHelper,
+    RabbitMQHelper,
+    wait_until,
+)
 from tests.integration.kafka_proxy import CountingKafkaProxy
+from tests.testbed.activemq import ActiveMQ
 from tests.testbed.artemis import Artemis
 from tests.testbed.kafka import Kafka
 from tests.testbed.pytest_plugin import Testbed
@@ -47,6 +54,14 @@ def artemis_helper(testbed: Testbed) -> ArtemisHelper:
                          testbed.variable("QUEUE_SCALER_TEST_ARTEMIS_BROKER_NAME"),
                          testbed.variable("QUEUE_SCALER_TEST_ARTEMIS_USER"),
                          testbed.variable("QUEUE_SCALER_TEST_ARTEMIS_PASSWORD"))
+
+
+@pytest.fixture(scope="session")
+def classic_helper(testbed: Testbed) -> ClassicHelper:
+    return ClassicHelper(testbed.variable("QUEUE_SCALER_TEST_ACTIVEMQ_JOLOKIA"),
+                         testbed.variable("QUEUE_SCALER_TEST_ACTIVEMQ_BROKER_NAME"),
+                         testbed.variable("QUEUE_SCALER_TEST_ACTIVEMQ_USER"),
+                         testbed.variable("QUEUE_SCALER_TEST_ACTIVEMQ_PASSWORD"))
 
 
 # Each request reads afresh (max age 50 ms), and a committed offset that did not move between
@@ -106,5 +121,14 @@ def artemis_service(testbed: Testbed) -> Iterator[Artemis]:
     """The testbed's Artemis, for a test to kill; up and answering afterwards."""
     service = testbed.service("artemis")
     assert isinstance(service, Artemis)
+    yield service
+    service.up()
+
+
+@pytest.fixture
+def activemq_service(testbed: Testbed) -> Iterator[ActiveMQ]:
+    """The testbed's ActiveMQ Classic, for a test to kill; up and answering afterwards."""
+    service = testbed.service("activemq")
+    assert isinstance(service, ActiveMQ)
     yield service
     service.up()

@@ -1,5 +1,6 @@
-"""ActiveMQ Artemis queue size through Jolokia, against the real broker, through the gRPC
-server (and its reader process) the way KEDA calls it."""
+"""ActiveMQ queue size through Jolokia, against the real brokers (Artemis with its web
+console's Jolokia, Classic with the Jolokia JVM agent), through the gRPC server (and its reader
+process) the way KEDA calls it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from scaler import app
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
-from tests.integration.brokers import ArtemisHelper
+from tests.integration.brokers import ArtemisHelper, ClassicHelper
 from tests.integration.http_proxy import CountingHttpProxy
 
 Names = Callable[[str], str]
@@ -151,6 +152,77 @@ async def test_one_missing_queue_fails_only_its_own_scaled_object(
     assert outcomes[1].code() == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.fixture
+def classic_queue(classic_helper: ClassicHelper, unique_name: Names) -> Iterator[str]:
+    name = unique_name("q")
+    classic_helper.create(name)
+    yield name
+    classic_helper.delete(name)
+
+
+# Debian's ActiveMQ has no web console, so Jolokia is the JVM agent's, at /jolokia/ and not at
+# the console's /api/jolokia that KEDA's default template reads: the user gives the template,
+# with KEDA's placeholders.
+AGENT_TEMPLATE = ("http://{{.ManagementEndpoint}}/jolokia/read/org.apache.activemq:type=Broker,"
+                  "brokerName={{.BrokerName}},destinationType=Queue,"
+                  "destinationName={{.DestinationName}}/QueueSize")
+
+
+def classic_trigger(helper: ClassicHelper, queue: str, **extra: str) -> dict[str, str]:
+    return {"source": "activemq", "flavor": "classic", "restAPITemplate": AGENT_TEMPLATE,
+            "managementEndpoint": helper.endpoint, "brokerName": helper.broker,
+            "destinationName": queue, "usernameFromEnv": helper.user,
+            "passwordFromEnv": helper.password, **extra}
+
+
+async def test_messages_sent_to_a_classic_queue_are_read_through_grpc(
+        stub: pb_grpc.ExternalScalerStub, classic_helper: ClassicHelper, classic_queue: str
+        ) -> None:
+    so_ref = ref(classic_trigger(classic_helper, classic_queue, targetQueueSize="2",
+                                 activationTargetQueueSize="3"))
+    classic_helper.send(classic_queue, 3)
+    spec = await stub.GetMetricSpec(so_ref)
+    assert spec.metricSpecs[0].metricName == f"activemq-{classic_queue}"
+    assert spec.metricSpecs[0].targetSizeFloat == 2
+    assert await metric_value(stub, so_ref) == 3 == classic_helper.count(classic_queue)
+    assert (await stub.IsActive(so_ref)).result is False  # 3 is not above 3
+
+    classic_helper.send(classic_queue, 2)
+    assert await metric_value(stub, so_ref) == 5
+    assert (await stub.IsActive(so_ref)).result is True
+
+
+async def test_classic_answers_what_is_missing_or_refused(
+        stub: pb_grpc.ExternalScalerStub, classic_helper: ClassicHelper, classic_queue: str,
+        unique_name: Names) -> None:
+    missing = unique_name("missing")
+    wrong = "Wr0ng-Classic-Pa55"
+    cases = {
+        "queue": classic_trigger(classic_helper, missing),
+        "broker": classic_trigger(classic_helper, classic_queue, brokerName="nope"),
+        "password": classic_trigger(classic_helper, classic_queue, passwordFromEnv=wrong),
+        # KEDA's default template: the web console's path, which the agent does not serve
+        "console-path": {key: value for key, value in
+                         classic_trigger(classic_helper, classic_queue).items()
+                         if key != "restAPITemplate"},
+    }
+    errors = {case: await rpc_error(stub, ref(metadata, case))
+              for case, metadata in cases.items()}
+    details = {case: error.details() or "" for case, error in errors.items()}
+
+    assert {case: error.code() for case, error in errors.items()} == {
+        "queue": grpc.StatusCode.NOT_FOUND, "broker": grpc.StatusCode.NOT_FOUND,
+        "password": grpc.StatusCode.PERMISSION_DENIED,
+        "console-path": grpc.StatusCode.NOT_FOUND}
+    assert f"queue {missing!r} does not exist on broker {classic_helper.broker!r}" in (
+        details["queue"])
+    assert f"broker 'nope' does not exist (brokerName; brokers there: " \
+           f"{classic_helper.broker!r})" in details["broker"]
+    assert "login refused" in details["password"]
+    assert wrong not in details["password"]
+    assert "no Jolokia here (HTTP 404)" in details["console-path"]
+
+
 class TestOneBulkRequestPerCycle:
     @pytest.fixture
     def scaler_settings(self) -> Settings:
@@ -192,7 +264,7 @@ class TestOneBulkRequestPerCycle:
         # Each background cycle reads the 20 queues of all 100 ScaledObjects with one bulk
         # POST; the 900 RPCs add none.
         assert 2 <= cycles_run <= elapsed / POLL_INTERVAL_S + 2, (cycles_run, elapsed)
-        assert set(requests) == {("POST", "/console/jolokia")}
+        assert set(requests) == {("POST", "/console/jolokia/")}
         # A cycle counts once its answer is back, so one read may straddle either end of the
         # window.
         assert abs(len(requests) - cycles_run) <= 1, (len(requests), cycles_run)

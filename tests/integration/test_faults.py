@@ -1,5 +1,6 @@
 """Faults against the real brokers: a killed and restarted Kafka, a listener that never
-answers, a topic deleted under one ScaledObject, a stopped and a killed RabbitMQ. Throughout,
+answers, a topic deleted under one ScaledObject, a stopped and a killed RabbitMQ, a killed
+Artemis. Throughout,
 an answer is the last good value (within the staleness bound) or an error: never 0, never
 inactive."""
 
@@ -17,7 +18,8 @@ from scaler import app
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
-from tests.integration.brokers import KafkaHelper, RabbitMQHelper
+from tests.integration.brokers import ArtemisHelper, KafkaHelper, RabbitMQHelper
+from tests.testbed.artemis import Artemis
 from tests.testbed.kafka import Kafka
 from tests.testbed.rabbitmq import RabbitMQ
 
@@ -127,7 +129,11 @@ async def test_black_hole_broker_is_bounded_and_does_not_slow_others(
             ("amqp", {"source": "rabbitmq", "hostFromEnv": f"amqp://u:p@{hole_address}/",
                       "queueName": "q"}),
             ("http", {"source": "rabbitmq", "hostFromEnv": f"http://u:p@{hole_address}/",
-                      "queueName": "q"}))]
+                      "queueName": "q"}),
+            ("jolokia", {"source": "activemq", "flavor": "artemis",
+                         "managementEndpoint": hole_address, "brokerName": "b",
+                         "brokerAddress": "q", "queueName": "q", "usernameFromEnv": "u",
+                         "passwordFromEnv": "p"}))]
         stuck_calls = [asyncio.ensure_future(active_or_code(stub, so_ref)) for so_ref in stuck]
         await asyncio.sleep(0.5)  # the stuck reads are now in flight
         healthy_answers = [await active_or_code(stub, healthy) for _ in range(10)]
@@ -137,7 +143,7 @@ async def test_black_hole_broker_is_bounded_and_does_not_slow_others(
 
     # Within the 3 s RPC deadline (KEDA's budget) the stuck ones say UNAVAILABLE, not
     # DEADLINE_EXCEEDED, and the healthy one kept answering meanwhile.
-    assert stuck_answers == [grpc.StatusCode.UNAVAILABLE] * 3
+    assert stuck_answers == [grpc.StatusCode.UNAVAILABLE] * 4
     assert healthy_answers == [True] * 10
 
 
@@ -224,3 +230,34 @@ async def test_stopped_or_killed_rabbitmq_never_reads_as_zero_and_recovers(
 
     assert set(during) <= {5.0, True, grpc.StatusCode.UNAVAILABLE}, during
     assert fresh == [7.0, 7.0]
+
+
+async def test_killed_artemis_never_reads_as_zero_and_recovers(
+        scaler: app.App, stub: pb_grpc.ExternalScalerStub, artemis_helper: ArtemisHelper,
+        artemis_service: Artemis, unique_name: Names) -> None:
+    queue = unique_name("durable")
+    artemis_helper.create(queue, durable=True)
+    artemis_helper.send(queue, 4, durable=True)
+    so_ref = ref("artemis", source="activemq", flavor="artemis",
+                 managementEndpoint=artemis_helper.management, brokerName=artemis_helper.broker,
+                 brokerAddress=queue, queueName=queue, usernameFromEnv=artemis_helper.user,
+                 passwordFromEnv=artemis_helper.password)
+    metric = f"artemis-{queue}"
+    assert await value_or_code(stub, so_ref, metric) == 4
+
+    await asyncio.to_thread(artemis_service.kill)
+    during = []
+    for _ in range(12):
+        during.append(await value_or_code(stub, so_ref, metric))
+        during.append(await active_or_code(stub, so_ref))
+        await asyncio.sleep(0.25)
+    await asyncio.to_thread(artemis_service.up)
+    artemis_helper.send(queue, 1, durable=True)
+    fresh = await wait_for_value(stub, so_ref, metric, 5)
+    artemis_helper.delete(queue)
+
+    assert set(during) <= {4.0, True, grpc.StatusCode.UNAVAILABLE}, during
+    # The last good value was served because reads failed meanwhile, not because none ran.
+    assert scaler.registry.get_sample_value(
+        "queue_scaler_source_reads_total", {"source": "activemq", "outcome": "unavailable"})
+    assert fresh == 5

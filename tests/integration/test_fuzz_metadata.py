@@ -18,15 +18,20 @@ from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.metadata import keys_of
 from scaler.sources import CommonMetadata
+from scaler.sources.activemq import ActiveMQMetadata
 from scaler.sources.kafka import KafkaMetadata
 from scaler.sources.rabbitmq import RabbitMQMetadata
-from tests.integration.brokers import address_of
+from tests.integration.brokers import ArtemisHelper, address_of
 from tests.integration.scaler_process import ScalerProcess
 
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.PERMISSION_DENIED}
-KNOWN_KEYS = sorted(keys_of(CommonMetadata) | keys_of(KafkaMetadata) | keys_of(RabbitMQMetadata))
-HOST_KEYS = {"bootstrapServers", "bootstrapServersFromEnv", "host", "hostFromEnv"}
+KNOWN_KEYS = sorted(keys_of(CommonMetadata) | keys_of(KafkaMetadata) | keys_of(RabbitMQMetadata)
+                    | keys_of(ActiveMQMetadata))
+HOST_KEYS = {"bootstrapServers", "bootstrapServersFromEnv", "host", "hostFromEnv",
+             "managementEndpoint", "managementEndpointFromEnv", "restApiTemplate",
+             "restAPITemplate"}
+flavors = st.sampled_from(["artemis", "classic", "Artemis", ""])
 
 nasty_text = st.one_of(
     st.text(max_size=40),
@@ -38,15 +43,18 @@ nasty_text = st.one_of(
 )
 
 
-def loopback_hosts(kafka: str, amqp_url: str, http_url: str) -> st.SearchStrategy[str]:
+def loopback_hosts(kafka: str, amqp_url: str, http_url: str, artemis: str
+                   ) -> st.SearchStrategy[str]:
     """Hosts on loopback only: the real test brokers, malformed ones and closed ports."""
     amqp, http = address_of(amqp_url), address_of(http_url)
+    jolokia = "/console/jolokia/read/org.apache.activemq.artemis:broker=%22b%22/Version"
     return st.sampled_from([
         "127.0.0.1:1", "localhost:1", kafka, "127.0.0.1", "127.0.0.1:0",
         "127.0.0.1:99999", f"{kafka},127.0.0.1:1", f":{kafka.rsplit(':', 1)[1]}",
         "127.0.0.1:abc", amqp_url, f"amqp://guest:bad@{amqp}/nope", http_url,
         "https://127.0.0.1:1/", "amqp://127.0.0.1:1/%zz", "ftp://127.0.0.1/", "amqp://[::1",
-        f"http://user@{http}/a/b/c", "amqp://",
+        f"http://user@{http}/a/b/c", "amqp://", artemis, f"http://{artemis}{jolokia}",
+        f"http://127.0.0.1:1{jolokia}", f"http://{artemis}/console/jolokia/read/x/", "http://[",
     ])
 
 
@@ -57,7 +65,8 @@ def metadata_maps(draw: st.DrawFn, hosts: st.SearchStrategy[str]) -> dict[str, s
                          max_size=12))
     metadata = {"source": source}
     for key in keys:
-        metadata[key] = draw(hosts if key in HOST_KEYS else nasty_text)
+        metadata[key] = draw(hosts if key in HOST_KEYS else flavors if key == "flavor"
+                             else nasty_text)
     return metadata
 
 
@@ -75,9 +84,11 @@ def scaler() -> Iterator[ScalerProcess]:
 @given(data=st.data(), metric_name=st.one_of(st.none(), st.text(max_size=30)))
 def test_every_rpc_answers_with_an_expected_status_and_never_hangs(
         scaler: ScalerProcess, kafka_bootstrap: str, rabbitmq_amqp_url: str,
-        rabbitmq_http_url: str, data: st.DataObject, metric_name: str | None) -> None:
-    metadata = data.draw(metadata_maps(
-        loopback_hosts(kafka_bootstrap, rabbitmq_amqp_url, rabbitmq_http_url)), label="metadata")
+        rabbitmq_http_url: str, artemis_helper: ArtemisHelper, data: st.DataObject,
+        metric_name: str | None) -> None:
+    metadata = data.draw(metadata_maps(loopback_hosts(
+        kafka_bootstrap, rabbitmq_amqp_url, rabbitmq_http_url, artemis_helper.management)),
+        label="metadata")
     with grpc.insecure_channel(f"127.0.0.1:{scaler.grpc_port}") as channel:
         stub = pb_grpc.ExternalScalerStub(channel)
         so_ref = pb.ScaledObjectRef(name="fuzz", namespace="fuzz", scalerMetadata=metadata)

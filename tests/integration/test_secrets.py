@@ -11,15 +11,23 @@ import pytest
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import SecureBrokers
-from tests.integration.brokers import with_password
+from tests.integration.brokers import ArtemisHelper, with_password
 from tests.integration.scaler_process import ScalerProcess
 
 SECRET = "Pa55-w0rd-do-not-leak"
 
 
-def failing_triggers(kafka: str, secure: SecureBrokers, amqp_url: str, http_url: str
-                     ) -> list[dict[str, str]]:
+def failing_triggers(kafka: str, secure: SecureBrokers, amqp_url: str, http_url: str,
+                     artemis: ArtemisHelper) -> list[dict[str, str]]:
+    jolokia_login = {"source": "activemq", "flavor": "artemis", "brokerName": artemis.broker,
+                     "brokerAddress": "q", "queueName": "q", "usernameFromEnv": artemis.user,
+                     "passwordFromEnv": SECRET}
     return [
+        # Jolokia: a wrong password (PERMISSION_DENIED), nothing listening (UNAVAILABLE), a
+        # password written into the endpoint URL (INVALID_ARGUMENT)
+        {**jolokia_login, "managementEndpoint": artemis.management},
+        {**jolokia_login, "managementEndpoint": "127.0.0.1:1"},
+        {**jolokia_login, "managementEndpoint": f"http://admin:{SECRET}@{artemis.management}"},
         # wrong passwords over TLS: Kafka SASL_SSL (SCRAM and PLAIN), amqps, https
         {"source": "kafka", "bootstrapServers": secure.kafka_sasl_ssl, "consumerGroup": "g",
          "tls": "enable", "unsafeSsl": "true", "sasl": "scram_sha256", "username": "scaler",
@@ -77,7 +85,7 @@ host = "{with_password(secure.rabbitmq_amqps_url, SECRET)}"
 
 def test_no_output_channel_carries_a_secret(
         kafka_bootstrap: str, secure_brokers: SecureBrokers, rabbitmq_amqp_url: str,
-        rabbitmq_http_url: str, tmp_path: Path) -> None:
+        rabbitmq_http_url: str, artemis_helper: ArtemisHelper, tmp_path: Path) -> None:
     scaler = ScalerProcess(
         "--broker-timeout", "2", "--log-level", "DEBUG",
         "--connections-file", connections_file(tmp_path / "connections.toml", secure_brokers))
@@ -86,7 +94,8 @@ def test_no_output_channel_carries_a_secret(
         with grpc.insecure_channel(f"127.0.0.1:{scaler.grpc_port}") as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
             for index, metadata in enumerate(failing_triggers(
-                    kafka_bootstrap, secure_brokers, rabbitmq_amqp_url, rabbitmq_http_url)):
+                    kafka_bootstrap, secure_brokers, rabbitmq_amqp_url, rabbitmq_http_url,
+                    artemis_helper)):
                 so_ref = pb.ScaledObjectRef(name=f"so-{index}", namespace="secrets",
                                             scalerMetadata=metadata)
                 with pytest.raises(grpc.RpcError) as failed:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,8 @@ import kafka as kafka_client
 import pytest
 
 from tests.integration.brokers import KafkaHelper, RabbitMQHelper
-from tests.testbed import artemis, kafka, rabbitmq
+from tests.testbed import activemq, artemis, kafka, rabbitmq
+from tests.testbed.activemq import ActiveMQ
 from tests.testbed.artemis import Artemis
 from tests.testbed.kafka import Kafka
 from tests.testbed.pytest_plugin import Testbed
@@ -172,3 +174,71 @@ def test_status_says_which_services_answer(testbed: Testbed) -> None:
     done = run_testbed("status", "kafka")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("kafka: up (4.1.1, pid ")
+
+
+def activemq_post(url: str, password: str, request: object) -> urllib.request.Request:
+    token = base64.b64encode(f"{activemq.USER}:{password}".encode()).decode()
+    return urllib.request.Request(url, method="POST", data=json.dumps(request).encode(),
+                                  headers={"Authorization": f"Basic {token}"})
+
+
+def test_activemq_answers_jolokia_at_the_agents_path_and_only_with_its_password(
+        activemq_service: ActiveMQ) -> None:
+    exports = activemq_service.exports()
+    url = exports["QUEUE_SCALER_TEST_ACTIVEMQ_JOLOKIA"]
+    assert url.endswith("/jolokia/")
+    assert activemq.openwire_answers(exports["QUEUE_SCALER_TEST_ACTIVEMQ_OPENWIRE"])
+    assert not activemq.openwire_answers(url.split("/")[2], timeout_s=1)  # Jolokia's port
+    version = {"type": "read", "mbean": activemq.broker_mbean(), "attribute": "BrokerVersion"}
+    assert activemq_service.call(version) == activemq.VERSION
+    # A wrong password is refused by HTTP itself (401, empty body), not in Jolokia's JSON.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(activemq_post(url, "wrong-password", version), timeout=10)
+    assert refused.value.code == 401
+    # The agent's context is "/jolokia/": without the slash, the JDK's HTTP server has none.
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(activemq_post(url.rstrip("/"), activemq.PASSWORD, version),
+                               timeout=10)
+    assert missing.value.code == 404
+    # No Origin check: a foreign Origin is answered, and echoed as allowed.
+    foreign = activemq_post(url, activemq.PASSWORD, version)
+    foreign.add_header("Origin", "http://elsewhere.example")
+    with urllib.request.urlopen(foreign, timeout=10) as reply:
+        assert json.loads(reply.read())["status"] == 200
+        assert reply.headers["Access-Control-Allow-Origin"] == "http://elsewhere.example"
+
+
+def test_activemq_answers_a_bulk_read_entry_by_entry(activemq_service: ActiveMQ,
+                                                      unique_name: Names) -> None:
+    queue, missing = unique_name("q"), unique_name("missing")
+    activemq_service.add_queue(queue)
+    try:
+        activemq_service.send(queue, 2)
+        answers = activemq.jolokia(activemq_service.url, activemq.USER, activemq.PASSWORD,
+                                   [activemq.queue_size_request(queue),
+                                    activemq.queue_size_request(missing)])
+        assert isinstance(answers, list), answers
+        assert [answer["status"] for answer in answers] == [200, 404]
+        assert answers[0]["value"] == 2
+        assert answers[1]["error_type"] == "javax.management.InstanceNotFoundException"
+        activemq_service.purge(queue)
+        assert activemq_service.queue_size(queue) == 0
+    finally:
+        activemq_service.remove_queue(queue)
+
+
+def test_a_killed_activemq_comes_back_with_its_persistent_queue_and_messages(
+        activemq_service: ActiveMQ, unique_name: Names) -> None:
+    queue = unique_name("q")
+    activemq_service.add_queue(queue)
+    activemq_service.send(queue, 3)  # persistent: a plain sendTextMessage would not be
+    assert activemq_service.queue_size(queue) == 3
+
+    activemq_service.kill()
+    assert activemq_service.process() is None
+    assert activemq_service.up() is True
+
+    try:
+        assert activemq_service.queue_size(queue) == 3
+    finally:
+        activemq_service.remove_queue(queue)

@@ -4,13 +4,15 @@
 
 from __future__ import annotations
 
+from tests.testbed.activemq import ActiveMQ
 from tests.testbed.artemis import Artemis
 from tests.testbed.kafka import Kafka
 from tests.testbed.places import Places
 from tests.testbed.rabbitmq import RabbitMQ
 from tests.testbed.service import Service
 
-SERVICES: dict[str, type[Service]] = {"kafka": Kafka, "rabbitmq": RabbitMQ, "artemis": Artemis}
+SERVICES: dict[str, type[Service]] = {"kafka": Kafka, "rabbitmq": RabbitMQ, "artemis": Artemis,
+                                      "activemq": ActiveMQ}
 
 
 def open_service(name: str, places: Places | None = None) -> Service:

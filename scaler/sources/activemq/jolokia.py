@@ -37,7 +37,8 @@ class JolokiaSource:
     def __init__(self, connection: ActiveMQMetadata, timeout_s: float) -> None:
         self._connection = connection
         read = connection.jolokia_read
-        self._path = read.path or "/"
+        # The Jolokia JVM agent answers 404 without the slash; the web consoles take either.
+        self._path = read.path + "/"
         self._http = HttpConnection(read.scheme, read.host, read.port, timeout_s,
                                     connection.ca_file, connection.unsafe_ssl)
         login = f"{connection.username}:{connection.password}".encode()
