@@ -1,1 +1,2 @@
-"""queue-scaler: a KEDA external scaler for Kafka consumer lag and RabbitMQ queue depth."""
+"""queue-scaler: a KEDA external scaler for Kafka consumer lag, RabbitMQ queue depth and ActiveMQ
+queue size."""

@@ -104,7 +104,8 @@ def _env_name(flag: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="queue-scaler",
-        description="KEDA external scaler for Kafka consumer lag and RabbitMQ queue depth.")
+        description="KEDA external scaler for Kafka consumer lag, RabbitMQ queue depth and "
+                    "ActiveMQ queue size.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gRPC scaler and the HTTP endpoints",
                                 description="Run the gRPC scaler and the HTTP endpoints. Every "

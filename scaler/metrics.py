@@ -22,7 +22,7 @@ class ScalerMetrics:
             _PER_OBJECT, registry=registry)
         self.backlog = Gauge(
             "queue_scaler_backlog_messages",
-            "Kafka consumer lag or RabbitMQ queue depth before caps.", _PER_OBJECT,
+            "Kafka consumer lag, or RabbitMQ or ActiveMQ queue depth, before caps.", _PER_OBJECT,
             registry=registry)
         self.active = Gauge(
             "queue_scaler_active", "1 if the trigger is active, else 0.", _PER_OBJECT,
