@@ -220,10 +220,12 @@ class ArtemisHelper:
 
 class ClassicHelper:
     """Adds, fills and removes queues on the testbed's ActiveMQ Classic through its Jolokia
-    agent (one bulk request per call)."""
+    agent, over https (one bulk request per call)."""
 
-    def __init__(self, jolokia_url: str, broker: str, user: str, password: str) -> None:
+    def __init__(self, jolokia_url: str, broker: str, user: str, password: str,
+                 ca_file: str) -> None:
         self.jolokia_url = jolokia_url
+        self.ca_file = ca_file
         self.broker = broker
         self.user = user
         self.password = password
@@ -234,7 +236,8 @@ class ClassicHelper:
         return address_of(self.jolokia_url)
 
     def call(self, requests: list[dict[str, Any]]) -> list[Any]:
-        answers = activemq.jolokia(self.jolokia_url, self.user, self.password, requests)
+        answers = activemq.jolokia(self.jolokia_url, self.user, self.password, requests,
+                                   self.ca_file)
         assert isinstance(answers, list), answers
         assert all(answer.get("status") == 200 for answer in answers), answers
         return [answer.get("value") for answer in answers]

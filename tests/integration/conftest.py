@@ -61,7 +61,8 @@ def classic_helper(testbed: Testbed) -> ClassicHelper:
     return ClassicHelper(testbed.variable("QUEUE_SCALER_TEST_ACTIVEMQ_JOLOKIA"),
                          testbed.variable("QUEUE_SCALER_TEST_ACTIVEMQ_BROKER_NAME"),
                          testbed.variable("QUEUE_SCALER_TEST_ACTIVEMQ_USER"),
-                         testbed.variable("QUEUE_SCALER_TEST_ACTIVEMQ_PASSWORD"))
+                         testbed.variable("QUEUE_SCALER_TEST_ACTIVEMQ_PASSWORD"),
+                         testbed.variable("QUEUE_SCALER_TEST_TLS_CA"))
 
 
 # Each request reads afresh (max age 50 ms), and a committed offset that did not move between

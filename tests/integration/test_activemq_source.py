@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 
-from scaler import app
+from scaler import app, sources
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
@@ -160,67 +161,93 @@ def classic_queue(classic_helper: ClassicHelper, unique_name: Names) -> Iterator
     classic_helper.delete(name)
 
 
-# Debian's ActiveMQ has no web console, so Jolokia is the JVM agent's, at /jolokia/ and not at
-# the console's /api/jolokia that KEDA's default template reads: the user gives the template,
-# with KEDA's placeholders.
-AGENT_TEMPLATE = ("http://{{.ManagementEndpoint}}/jolokia/read/org.apache.activemq:type=Broker,"
+# Debian's ActiveMQ has no web console, so Jolokia is the JVM agent's, at /jolokia/ over https
+# and not at the console's /api/jolokia that KEDA's default template reads: the user gives the
+# template, with KEDA's placeholders.
+AGENT_TEMPLATE = ("https://{{.ManagementEndpoint}}/jolokia/read/org.apache.activemq:type=Broker,"
                   "brokerName={{.BrokerName}},destinationType=Queue,"
                   "destinationName={{.DestinationName}}/QueueSize")
+WRONG_PASSWORD = "Wr0ng-Classic-Pa55"
 
 
-def classic_trigger(helper: ClassicHelper, queue: str, **extra: str) -> dict[str, str]:
-    return {"source": "activemq", "flavor": "classic", "restAPITemplate": AGENT_TEMPLATE,
-            "managementEndpoint": helper.endpoint, "brokerName": helper.broker,
-            "destinationName": queue, "usernameFromEnv": helper.user,
-            "passwordFromEnv": helper.password, **extra}
+class TestClassic:
+    """Through named connections, as production would: the endpoint, the CA and the login
+    live in the scaler's connections file, the ScaledObject names the broker and queue."""
 
+    @pytest.fixture
+    async def scaler(self, scaler_settings: Settings, classic_helper: ClassicHelper,
+                     tmp_path: Path) -> AsyncIterator[app.App]:
+        connections = tmp_path / "connections.toml"
+        tables = {"classic": classic_helper.password, "classic-wrong-password": WRONG_PASSWORD}
+        text = "".join(
+            f'[connections.{name}]\nsource = "activemq"\nflavor = "classic"\n'
+            f'managementEndpoint = "{classic_helper.endpoint}"\n'
+            f'caFile = "{classic_helper.ca_file}"\nusername = "{classic_helper.user}"\n'
+            f'password = "{password}"\n\n' for name, password in tables.items())
+        text += (f'[connections.classic-unknown-ca]\nsource = "activemq"\n'
+                 f'managementEndpoint = "{classic_helper.endpoint}"\nflavor = "classic"\n'
+                 f'username = "{classic_helper.user}"\n'
+                 f'password = "{classic_helper.password}"\n')
+        connections.write_text(text)
+        running = await app.start(scaler_settings, sources.load_connections(str(connections)))
+        yield running
+        await running.stop()
 
-async def test_messages_sent_to_a_classic_queue_are_read_through_grpc(
-        stub: pb_grpc.ExternalScalerStub, classic_helper: ClassicHelper, classic_queue: str
-        ) -> None:
-    so_ref = ref(classic_trigger(classic_helper, classic_queue, targetQueueSize="2",
-                                 activationTargetQueueSize="3"))
-    classic_helper.send(classic_queue, 3)
-    spec = await stub.GetMetricSpec(so_ref)
-    assert spec.metricSpecs[0].metricName == f"activemq-{classic_queue}"
-    assert spec.metricSpecs[0].targetSizeFloat == 2
-    assert await metric_value(stub, so_ref) == 3 == classic_helper.count(classic_queue)
-    assert (await stub.IsActive(so_ref)).result is False  # 3 is not above 3
+    @staticmethod
+    def trigger(helper: ClassicHelper, queue: str, connection: str = "classic", **extra: str
+                ) -> dict[str, str]:
+        return {"source": "activemq", "connection": connection,
+                "restAPITemplate": AGENT_TEMPLATE, "brokerName": helper.broker,
+                "destinationName": queue, **extra}
 
-    classic_helper.send(classic_queue, 2)
-    assert await metric_value(stub, so_ref) == 5
-    assert (await stub.IsActive(so_ref)).result is True
+    async def test_messages_sent_to_a_classic_queue_are_read_through_grpc(
+            self, stub: pb_grpc.ExternalScalerStub, classic_helper: ClassicHelper,
+            classic_queue: str) -> None:
+        so_ref = ref(self.trigger(classic_helper, classic_queue, targetQueueSize="2",
+                                  activationTargetQueueSize="3"))
+        classic_helper.send(classic_queue, 3)
+        spec = await stub.GetMetricSpec(so_ref)
+        assert spec.metricSpecs[0].metricName == f"activemq-{classic_queue}"
+        assert spec.metricSpecs[0].targetSizeFloat == 2
+        assert await metric_value(stub, so_ref) == 3 == classic_helper.count(classic_queue)
+        assert (await stub.IsActive(so_ref)).result is False  # 3 is not above 3
 
+        classic_helper.send(classic_queue, 2)
+        assert await metric_value(stub, so_ref) == 5
+        assert (await stub.IsActive(so_ref)).result is True
 
-async def test_classic_answers_what_is_missing_or_refused(
-        stub: pb_grpc.ExternalScalerStub, classic_helper: ClassicHelper, classic_queue: str,
-        unique_name: Names) -> None:
-    missing = unique_name("missing")
-    wrong = "Wr0ng-Classic-Pa55"
-    cases = {
-        "queue": classic_trigger(classic_helper, missing),
-        "broker": classic_trigger(classic_helper, classic_queue, brokerName="nope"),
-        "password": classic_trigger(classic_helper, classic_queue, passwordFromEnv=wrong),
-        # KEDA's default template: the web console's path, which the agent does not serve
-        "console-path": {key: value for key, value in
-                         classic_trigger(classic_helper, classic_queue).items()
-                         if key != "restAPITemplate"},
-    }
-    errors = {case: await rpc_error(stub, ref(metadata, case))
-              for case, metadata in cases.items()}
-    details = {case: error.details() or "" for case, error in errors.items()}
+    async def test_classic_answers_what_is_missing_refused_or_unverified(
+            self, stub: pb_grpc.ExternalScalerStub, classic_helper: ClassicHelper,
+            classic_queue: str, unique_name: Names) -> None:
+        missing = unique_name("missing")
+        cases = {
+            "queue": self.trigger(classic_helper, missing),
+            "broker": self.trigger(classic_helper, classic_queue, brokerName="nope"),
+            "password": self.trigger(classic_helper, classic_queue, "classic-wrong-password"),
+            "unknown-ca": self.trigger(classic_helper, classic_queue, "classic-unknown-ca"),
+            # the web console's path (KEDA's default template), which the agent does not serve
+            "console-path": self.trigger(
+                classic_helper, classic_queue,
+                restAPITemplate=AGENT_TEMPLATE.replace("/jolokia/", "/api/jolokia/")),
+        }
+        errors = {case: await rpc_error(stub, ref(metadata, case))
+                  for case, metadata in cases.items()}
+        details = {case: error.details() or "" for case, error in errors.items()}
 
-    assert {case: error.code() for case, error in errors.items()} == {
-        "queue": grpc.StatusCode.NOT_FOUND, "broker": grpc.StatusCode.NOT_FOUND,
-        "password": grpc.StatusCode.PERMISSION_DENIED,
-        "console-path": grpc.StatusCode.NOT_FOUND}
-    assert f"queue {missing!r} does not exist on broker {classic_helper.broker!r}" in (
-        details["queue"])
-    assert f"broker 'nope' does not exist (brokerName; brokers there: " \
-           f"{classic_helper.broker!r})" in details["broker"]
-    assert "login refused" in details["password"]
-    assert wrong not in details["password"]
-    assert "no Jolokia here (HTTP 404)" in details["console-path"]
+        assert {case: error.code() for case, error in errors.items()} == {
+            "queue": grpc.StatusCode.NOT_FOUND, "broker": grpc.StatusCode.NOT_FOUND,
+            "password": grpc.StatusCode.PERMISSION_DENIED,
+            "unknown-ca": grpc.StatusCode.UNAVAILABLE,
+            "console-path": grpc.StatusCode.NOT_FOUND}, details
+        assert f"queue {missing!r} does not exist on broker {classic_helper.broker!r}" in (
+            details["queue"])
+        assert (f"broker 'nope' does not exist (brokerName; brokers there: "
+                f"{classic_helper.broker!r})") in details["broker"]
+        assert "login refused" in details["password"]
+        assert WRONG_PASSWORD not in details["password"]
+        assert "certificate could not be verified" in details["unknown-ca"]
+        assert "caFile" in details["unknown-ca"]
+        assert "no Jolokia here (HTTP 404)" in details["console-path"]
 
 
 class TestOneBulkRequestPerCycle:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import kafka as kafka_client
 import pytest
@@ -182,6 +184,12 @@ def activemq_post(url: str, password: str, request: object) -> urllib.request.Re
                                   headers={"Authorization": f"Basic {token}"})
 
 
+def activemq_open(service: ActiveMQ, request: urllib.request.Request) -> Any:
+    """Opens `request` over https, trusting the test CA."""
+    context = ssl.create_default_context(cafile=service.certificates().ca)
+    return urllib.request.urlopen(request, timeout=10, context=context)
+
+
 def test_activemq_answers_jolokia_at_the_agents_path_and_only_with_its_password(
         activemq_service: ActiveMQ) -> None:
     exports = activemq_service.exports()
@@ -193,17 +201,17 @@ def test_activemq_answers_jolokia_at_the_agents_path_and_only_with_its_password(
     assert activemq_service.call(version) == activemq.VERSION
     # A wrong password is refused by HTTP itself (401, empty body), not in Jolokia's JSON.
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(activemq_post(url, "wrong-password", version), timeout=10)
+        activemq_open(activemq_service, activemq_post(url, "wrong-password", version))
     assert refused.value.code == 401
     # The agent's context is "/jolokia/": without the slash, the JDK's HTTP server has none.
     with pytest.raises(urllib.error.HTTPError) as missing:
-        urllib.request.urlopen(activemq_post(url.rstrip("/"), activemq.PASSWORD, version),
-                               timeout=10)
+        activemq_open(activemq_service, activemq_post(url.rstrip("/"), activemq.PASSWORD,
+                                                      version))
     assert missing.value.code == 404
     # No Origin check: a foreign Origin is answered, and echoed as allowed.
     foreign = activemq_post(url, activemq.PASSWORD, version)
     foreign.add_header("Origin", "http://elsewhere.example")
-    with urllib.request.urlopen(foreign, timeout=10) as reply:
+    with activemq_open(activemq_service, foreign) as reply:
         assert json.loads(reply.read())["status"] == 200
         assert reply.headers["Access-Control-Allow-Origin"] == "http://elsewhere.example"
 
@@ -216,7 +224,8 @@ def test_activemq_answers_a_bulk_read_entry_by_entry(activemq_service: ActiveMQ,
         activemq_service.send(queue, 2)
         answers = activemq.jolokia(activemq_service.url, activemq.USER, activemq.PASSWORD,
                                    [activemq.queue_size_request(queue),
-                                    activemq.queue_size_request(missing)])
+                                    activemq.queue_size_request(missing)],
+                                   activemq_service.certificates().ca)
         assert isinstance(answers, list), answers
         assert [answer["status"] for answer in answers] == [200, 404]
         assert answers[0]["value"] == 2

@@ -6,8 +6,10 @@ OpenWire connector on 127.0.0.1, login required (one user, in the exports); JMX 
 MBean server with no JMX connector; no web console (Debian ships none, so there is no
 /api/jolokia). Debian's broker logs with log4j 1.2 (log4j.properties), not log4j2.
 
-JMX is read over HTTP through the Jolokia JVM agent 2.2.9 (`-javaagent:`, from Maven Central,
-in the cache), on its own port on 127.0.0.1. What it does, checked against this broker:
+JMX is read over HTTPS through the Jolokia JVM agent 2.2.9 (`-javaagent:`, from Maven Central,
+in the cache), on its own port on 127.0.0.1, presenting the testbed's server certificate (PEM
+files, the agent's serverCert and serverKey options; protocol=https). What it does, checked
+against this broker:
 
 - Path: the agent's context is `/jolokia/`, and the trailing slash matters: a POST to `/jolokia`
   is HTTP 404 with a text/html "No context found for request" (the JDK's HTTP server).
@@ -52,6 +54,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -139,9 +142,11 @@ class ActiveMQ(Service):
         (self.state / "tmp").mkdir(exist_ok=True)
 
     def command(self) -> list[str]:
+        certificates = self.certificates()
         agent_options = ",".join([
             f"host={HOST}", f"port={self.ports['jolokia']}", f"user={USER}",
-            f"password={PASSWORD}", "discoveryEnabled=false"])
+            f"password={PASSWORD}", "discoveryEnabled=false", "protocol=https",
+            f"serverCert={certificates.server_cert}", f"serverKey={certificates.server_key}"])
         return ["java", *HEAP, f"-javaagent:{self.agent}={agent_options}",
                 *JAVA_MODULE_OPTIONS, "-Djava.awt.headless=true",
                 f"-Djava.io.tmpdir={self.state / 'tmp'}",
@@ -161,13 +166,13 @@ class ActiveMQ(Service):
         # last, so OpenWire answering is what says the broker is up.
         answer = jolokia(self.url, USER, PASSWORD, {
             "type": "read", "mbean": broker_mbean(), "attribute": "BrokerVersion"},
-            timeout_s=3.0)
+            self.certificates().ca, timeout_s=3.0)
         return (isinstance(answer, dict) and answer.get("status") == 200
                 and openwire_answers(self.exports()["QUEUE_SCALER_TEST_ACTIVEMQ_OPENWIRE"]))
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.ports['jolokia']}/jolokia/"
+        return f"https://{HOST}:{self.ports['jolokia']}/jolokia/"
 
     def exports(self) -> dict[str, str]:
         return {
@@ -176,13 +181,14 @@ class ActiveMQ(Service):
             "QUEUE_SCALER_TEST_ACTIVEMQ_USER": USER,
             "QUEUE_SCALER_TEST_ACTIVEMQ_PASSWORD": PASSWORD,
             "QUEUE_SCALER_TEST_ACTIVEMQ_OPENWIRE": f"{HOST}:{self.ports['openwire']}",
+            "QUEUE_SCALER_TEST_TLS_CA": str(self.certificates().ca),
         }
 
     # ---- what tests do to queues, through Jolokia -------------------------------------------
 
     def call(self, request: dict[str, Any]) -> Any:
         """One Jolokia request; its value, or ServiceError when the answer is not status 200."""
-        answer = jolokia(self.url, USER, PASSWORD, request)
+        answer = jolokia(self.url, USER, PASSWORD, request, self.certificates().ca)
         if not isinstance(answer, dict) or answer.get("status") != 200:
             raise ServiceError(f"Jolokia {request} answered {answer}")
         return answer.get("value")
@@ -260,16 +266,17 @@ def queue_size_request(queue: str, broker: str = BROKER_NAME) -> dict[str, Any]:
 
 
 def jolokia(url: str, user: str, password: str, request: dict[str, Any] | list[Any],
-            timeout_s: float = 10.0) -> Any:
-    """POSTs a Jolokia request (one, or a list for a bulk request) to the agent at `url` and
-    returns the decoded answer, or None when nothing answered in Jolokia's JSON (a wrong
-    password is HTTP 401)."""
+            ca_file: Path | str, timeout_s: float = 10.0) -> Any:
+    """POSTs a Jolokia request (one, or a list for a bulk request) to the agent at `url`
+    (https, with the test CA's certificate) and returns the decoded answer, or None when
+    nothing answered in Jolokia's JSON (a wrong password is HTTP 401)."""
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     post = urllib.request.Request(
         url, method="POST", data=json.dumps(request).encode(),
         headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(post, timeout=timeout_s) as reply:
+        with urllib.request.urlopen(post, timeout=timeout_s,
+                                    context=ssl.create_default_context(cafile=ca_file)) as reply:
             return json.loads(reply.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None

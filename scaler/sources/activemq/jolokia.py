@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import ssl
 import threading
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -67,7 +68,7 @@ class JolokiaSource:
                        if outcomes[_read_of(target)].get("status") == 404}
             brokers = {name: self._brokers(kind) for name, kind in missing.items()}
         return {target.target_key(): self._outcome(target, outcomes[_read_of(target)],
-                                                   brokers.get(target.kind.name, []))
+                                                   brokers.get(target.kind.name))
                 for target in targets}
 
     def close(self) -> None:
@@ -75,7 +76,7 @@ class JolokiaSource:
             self._http.close()
 
     def _outcome(self, target: ActiveMQMetadata, answer: dict[str, Any],
-                 brokers: list[str]) -> ActiveMQReading | SourceError:
+                 brokers: list[str] | None) -> ActiveMQReading | SourceError:
         mbean, attribute = _read_of(target)
         status = answer.get("status")
         value = answer.get("value")
@@ -99,35 +100,38 @@ class JolokiaSource:
             f"{mbean}: {detail}")
 
     def _not_found(self, target: ActiveMQMetadata, answer: dict[str, Any],
-                   brokers: list[str]) -> TargetNotFoundError:
+                   brokers: list[str] | None) -> TargetNotFoundError:
+        """Says what is missing: the attribute, the broker (when the list of brokers could be
+        read) or the queue."""
         read = target.jolokia_read
         kind = target.kind
         broker = read.property(kind.broker_property)
         if "AttributeNotFound" in str(answer.get("error_type", "")):
             return TargetNotFoundError(
                 f"{self._where()}: {read.mbean} has no attribute {read.attribute}")
-        if broker is not None and broker not in brokers:
+        if broker is not None and brokers is not None and broker not in brokers:
             there = ", ".join(repr(name) for name in brokers) or "none"
             return TargetNotFoundError(
                 f"{self._where()}: broker {broker!r} does not exist (brokerName; brokers "
                 f"there: {there})")
         queue = read.property(kind.queue_property)
-        if queue is not None and broker is not None:
+        if queue is not None and broker is not None and brokers is not None:
             address = read.property("address")
             at = "" if address is None else f" at address {address!r}"
             return TargetNotFoundError(
                 f"{self._where()}: queue {queue!r}{at} does not exist on broker {broker!r}")
         return TargetNotFoundError(f"{self._where()}: MBean {read.mbean} does not exist")
 
-    def _brokers(self, kind: Flavor) -> list[str]:
-        """The broker names on this endpoint, for the not-found message (none if unknown)."""
+    def _brokers(self, kind: Flavor) -> list[str] | None:
+        """The broker names on this endpoint, for the not-found message; None if the search
+        failed (the message then does not guess)."""
         try:
             (answer,) = self._bulk([{"type": "search", "mbean": kind.broker_search}])
         except SourceError:
-            return []
+            return None
         names = answer.get("value") if answer.get("status") == 200 else None
         if not isinstance(names, list):
-            return []
+            return None
         found = []
         for name in names:
             try:
@@ -141,6 +145,11 @@ class JolokiaSource:
         try:
             reply = self._http.request("POST", self._path, self._headers,
                                        json.dumps(requests).encode())
+        except ssl.SSLCertVerificationError as exc:
+            raise BrokerUnavailableError(
+                f"{self._where()}: the endpoint's TLS certificate could not be verified "
+                f"({exc.verify_message}); give the connection a caFile with the CA that signed "
+                "it (or unsafeSsl: true)") from exc
         except (http.client.HTTPException, OSError) as exc:
             detail = redaction.redact_text(str(exc), (self._connection.password,))
             raise BrokerUnavailableError(

@@ -10,6 +10,7 @@ and the URL itself is never requested.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import urllib.parse
 
@@ -48,9 +49,13 @@ class JolokiaRead:
     def url(self) -> str:
         return f"{self.scheme}://{self.netloc}{self.path}"
 
+    @functools.cached_property
+    def properties(self) -> dict[str, str]:
+        """The MBean name's key properties, unquoted (`queue`, `brokerName`, ...)."""
+        return parse_object_name(self.mbean)[1]
+
     def property(self, key: str) -> str | None:
-        """A key property of the MBean name, unquoted (`queue`, `brokerName`, ...)."""
-        return parse_object_name(self.mbean)[1].get(key)
+        return self.properties.get(key)
 
 
 def quote_value(value: str) -> str:
