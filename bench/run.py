@@ -6,7 +6,10 @@
    KEDA does (GetMetricSpec + GetMetrics + IsActive, plus the HPA's GetMetrics), against the
    shared poller and against a per-call baseline (bench/baseline_server.py). Broker requests
    are counted at the wire by a proxy (tests/integration/kafka_proxy.py); CPU seconds and peak
-   RSS are those of the scaler's processes, serving and reader, added up (/proc).
+   RSS are those of the scaler's processes, serving and reader, added up (/proc). With
+   --seconds-sizes, the same ScaledObjects with `lagMetric: seconds` too (record timestamps
+   read with Fetch; the groups' committed offsets do not move, so after the first cycle every
+   timestamp comes from the cache).
 2. activation: produce to an idle topic (publish to an idle queue) -> `true` on an open
    StreamIsActive.
 3. lag math: one decision over 100,000 partitions, in memory.
@@ -156,11 +159,14 @@ async def keda_rounds(port: int, refs: list[pb.ScaledObjectRef], rounds: int
 
 
 def fan_in(size: int, layout: str, triples: list[tuple[str, str, int]],
-           proxy: CountingKafkaProxy, *, baseline: bool) -> dict[str, object]:
+           proxy: CountingKafkaProxy, *, baseline: bool, seconds: bool = False
+           ) -> dict[str, object]:
     baseline_command = [sys.executable, str(REPO / "bench" / "baseline_server.py")]
+    threshold = ({"lagMetric": "seconds", "lagSecondsThreshold": "100"} if seconds
+                 else {"lagThreshold": "100"})
     refs = [pb.ScaledObjectRef(name=f"so-{i}", namespace="bench", scalerMetadata={
         "source": "kafka", "bootstrapServers": proxy.address, "consumerGroup": group,
-        "topic": topic, "lagThreshold": "100"})
+        "topic": topic, **threshold})
         for i, (group, topic, _) in enumerate(triples[:size])]
     scaler = ScalerProcess("--poll-interval", str(POLL_INTERVAL_S), "--max-data-age", "5",
                            "--broker-timeout", "10",
@@ -185,7 +191,8 @@ def fan_in(size: int, layout: str, triples: list[tuple[str, str, int]],
         scaler.stop()
     total = sum(counts.values())
     return {
-        "mode": "per-call baseline" if baseline else "shared poller",
+        "mode": "per-call baseline" if baseline else (
+            "shared poller, lagMetric: seconds" if seconds else "shared poller"),
         "ScaledObjects": size,
         "topics x partitions": layout,
         "partitions read": sum(p for _, _, p in triples[:size]),
@@ -197,6 +204,8 @@ def fan_in(size: int, layout: str, triples: list[tuple[str, str, int]],
         "broker requests per KEDA round": round(total / ROUNDS, 1),
         "per poll cycle": round(total / cycles, 1) if cycles else "-",
         "by API per round": {k: round(v / ROUNDS, 1) for k, v in sorted(counts.items())},
+        "by API per cycle": {k: round(v / cycles, 1) for k, v in sorted(counts.items())}
+        if cycles else "-",
         "window s": round(elapsed, 1),
         "scaler CPU s": round(cpu, 2),
         "peak RSS MB": round(rss, 1),
@@ -311,6 +320,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,100,1000")
     parser.add_argument("--baseline-sizes", default="1,100",
                         help="the per-call baseline opens a client per ScaledObject")
+    parser.add_argument("--seconds-sizes", default="1000",
+                        help="also run these sizes with lagMetric: seconds")
     parser.add_argument("--layouts", default="100x30,10x300",
                         help="topics x partitions; the baseline runs on the first only")
     parser.add_argument("--trials", type=int, default=50)
@@ -324,19 +335,24 @@ def main() -> None:
     if args.only in (None, "fan-in"):
         sizes = [int(s) for s in args.sizes.split(",")]
         baseline_sizes = [int(s) for s in args.baseline_sizes.split(",") if s]
+        seconds_sizes = [int(s) for s in args.seconds_sizes.split(",") if s]
         rows = []
         with CountingKafkaProxy(env("QUEUE_SCALER_TEST_KAFKA_PROXY_ADDRESS"),
                                 env("QUEUE_SCALER_TEST_KAFKA_PROXIED_LISTENER")) as proxy:
             for layout in args.layouts.split(","):
                 triples = prepare_kafka(env("QUEUE_SCALER_TEST_KAFKA"), layout,
-                                        max(sizes + baseline_sizes))
+                                        max(sizes + baseline_sizes + seconds_sizes))
                 for size in sizes:
                     rows.append(fan_in(size, layout, triples, proxy, baseline=False))
+                    if size in seconds_sizes:
+                        rows.append(fan_in(size, layout, triples, proxy, baseline=False,
+                                           seconds=True))
                     if size in baseline_sizes and layout == args.layouts.split(",")[0]:
                         rows.append(fan_in(size, layout, triples, proxy, baseline=True))
         by_api = [{"mode": r["mode"], "ScaledObjects": r["ScaledObjects"],
                    "topics x partitions": r["topics x partitions"],
-                   "requests by API per KEDA round": r.pop("by API per round")} for r in rows]
+                   "requests by API per KEDA round": r.pop("by API per round"),
+                   "per poll cycle": r.pop("by API per cycle")} for r in rows]
         show("fan-in", rows)
         show("fan-in: broker requests by API", by_api)
     if args.only in (None, "activation"):

@@ -34,6 +34,7 @@ from scaler.errors import (
     StaleDataError,
     TargetNotFoundError,
 )
+from scaler.policy import throughput
 from scaler.sources import base
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class Snapshot:
     """Progress markers (Kafka partitions) that have not moved for `persistent_after_s`."""
     last_error: Exception | None = None
     """Set when newer reads failed and this older reading is served within the stale bound."""
+    arrival_rates: Mapping[float, float] = dataclasses.field(default_factory=dict)
+    """Smoothed arrivals per second by half-life (scalingStrategy: throughput), once
+    measured."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +79,30 @@ class _Target:
         self.progress: dict[Hashable, tuple[object, float]] = {}
         # Set once any trigger of this target needs progress tracked (see needs_progress).
         self.tracks_progress = False
+        # Half-life -> the arrival rate smoothed with it, for triggers that asked for one.
+        self.arrival_rates: dict[float, _ArrivalRate] = {}
         self.updated = asyncio.Event()
+
+
+@dataclasses.dataclass
+class _ArrivalRate:
+    """One target's arrival rate, smoothed over polls with one half-life."""
+
+    half_life_s: float
+    rate: float | None = None
+    total: float | None = None
+    """The cumulative count at `at` (sources that count rather than measure a rate)."""
+    at: float = float("-inf")
+
+    def update(self, arrivals: base.Arrivals, now: float) -> None:
+        sample = arrivals.rate
+        if arrivals.total is not None:
+            sample = (None if self.total is None
+                      else throughput.rate_between(self.total, arrivals.total, now - self.at))
+            self.total = arrivals.total
+        if sample is not None:
+            self.rate = throughput.smooth(self.rate, sample, now - self.at, self.half_life_s)
+        self.at = now
 
 
 class _Connection:
@@ -119,9 +146,11 @@ class Poller:
         return {"connections": len(self._connections),
                 "targets": sum(len(c.targets) for c in self._connections.values())}
 
-    async def read(self, trigger: base.TriggerMetadata) -> Snapshot:
-        """The newest reading for `trigger` under the freshness rules; raises its error."""
-        connection, target = self._register(trigger)
+    async def read(self, trigger: base.TriggerMetadata,
+                   arrival_half_life_s: float | None = None) -> Snapshot:
+        """The newest reading for `trigger` under the freshness rules; raises its error.
+        `arrival_half_life_s`: also measure the target's arrival rate, smoothed with it."""
+        connection, target = self._register(trigger, arrival_half_life_s)
         deadline = self._clock() + self.settings.broker_timeout_s + 1.0
         asked_at = self._clock()
         while True:
@@ -140,17 +169,18 @@ class Poller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(updated.wait(), timeout=remaining)
 
-    async def watch(self, trigger: base.TriggerMetadata
+    async def watch(self, trigger: base.TriggerMetadata,
+                    arrival_half_life_s: float | None = None
                     ) -> AsyncIterator[Snapshot | Exception]:
         """The current answer, then a new one after every read of `trigger`, which is read
         every `stream_interval_s` while the watch is open."""
-        _, target = self._register(trigger)
+        _, target = self._register(trigger, arrival_half_life_s)
         target.streams += 1
         try:
             while not self._watches_ended:
                 updated = target.updated
                 try:
-                    yield await self.read(trigger)
+                    yield await self.read(trigger, arrival_half_life_s)
                 except Exception as exc:  # noqa: BLE001 - the watcher decides what to do
                     yield exc
                 await updated.wait()
@@ -177,7 +207,8 @@ class Poller:
 
     # --- internals
 
-    def _register(self, trigger: base.TriggerMetadata) -> tuple[_Connection, _Target]:
+    def _register(self, trigger: base.TriggerMetadata, arrival_half_life_s: float | None = None
+                  ) -> tuple[_Connection, _Target]:
         if self._closed:
             raise BrokerUnavailableError("the scaler is shutting down")
         now = self._clock()
@@ -190,6 +221,8 @@ class Poller:
             target = connection.targets[trigger.target_key()] = _Target(trigger, now)
         target.requested_at = now
         target.tracks_progress = target.tracks_progress or trigger.needs_progress()
+        if arrival_half_life_s is not None and arrival_half_life_s not in target.arrival_rates:
+            target.arrival_rates[arrival_half_life_s] = _ArrivalRate(arrival_half_life_s)
         if connection.task is None or connection.task.done():
             connection.task = asyncio.get_running_loop().create_task(
                 self._poll(trigger.connection_key(), connection),
@@ -302,7 +335,8 @@ class Poller:
                 target.error = None
                 stalled = (self._track_progress(target, result, now) if target.tracks_progress
                            else frozenset())
-                target.snapshot = Snapshot(result, now, stalled)
+                target.snapshot = Snapshot(result, now, stalled,
+                                           arrival_rates=_arrival_rates(target, result, now))
             updated, target.updated = target.updated, asyncio.Event()
             updated.set()
 
@@ -321,6 +355,19 @@ class Poller:
                 tracked[marker] = (value, now)
         target.progress = tracked
         return frozenset(stalled)
+
+
+def _arrival_rates(target: _Target, reading: base.Reading, now: float) -> dict[float, float]:
+    if not target.arrival_rates:
+        return {}
+    arrivals = reading.arrivals()
+    rates = {}
+    for half_life, tracked in target.arrival_rates.items():
+        if arrivals is not None:
+            tracked.update(arrivals, now)
+        if tracked.rate is not None:
+            rates[half_life] = tracked.rate
+    return rates
 
 
 def _open_here(trigger: base.TriggerMetadata, timeout_s: float) -> base.Source:

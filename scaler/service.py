@@ -30,6 +30,7 @@ from scaler.errors import (
     TargetNotFoundError,
 )
 from scaler.metrics import ScalerMetrics
+from scaler.policy import throughput
 from scaler.poller import Poller, Snapshot
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
         """The decision for one trigger from the newest broker reading."""
         trigger = parse(metadata, self._connections)
         try:
-            snapshot = await self._poller.read(trigger.source)
+            snapshot = await self._poller.read(trigger.source, _half_life(trigger))
         except ScalerError as exc:
             self._record_error(namespace, name, trigger, exc)
             raise
@@ -141,6 +142,11 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
         else:
             decision = trigger.source.decide(snapshot.reading, trigger.common.bounds(),
                                              snapshot.stalled)
+            options = trigger.common.throughput_options()
+            if options is not None:
+                decision = throughput.decide(
+                    decision, snapshot.arrival_rates.get(options.half_life_s), options,
+                    trigger.common.bounds())
             evaluation = Evaluation(trigger, snapshot, decision)
             self._metrics.record_decision(
                 namespace, name, trigger.common.source,
@@ -165,11 +171,13 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
     async def GetMetricSpec(self, request: pb.ScaledObjectRef,
                             context: grpc.aio.ServicerContext) -> pb.GetMetricSpecResponse:
         async with self._rpc("GetMetricSpec", context):
-            trigger = parse(request.scalerMetadata, self._connections).source
-            target = trigger.target_value()
+            trigger = parse(request.scalerMetadata, self._connections)
+            # The throughput strategy reports replicas, one per replica (scaler.policy.throughput).
+            target = (1.0 if trigger.common.throughput_options() is not None
+                      else trigger.source.target_value())
             # KEDA >= 2.17 uses the float field when > 0, older KEDA the int64: fill both.
             return pb.GetMetricSpecResponse(metricSpecs=[pb.MetricSpec(
-                metricName=trigger.metric_name(), targetSize=math.ceil(target),
+                metricName=trigger.source.metric_name(), targetSize=math.ceil(target),
                 targetSizeFloat=target)])
 
     async def GetMetrics(self, request: pb.GetMetricsRequest,
@@ -199,7 +207,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
         async with self._rpc("StreamIsActive", context):
             # Bad metadata: INVALID_ARGUMENT before the stream starts.
             trigger = parse(request.scalerMetadata, self._connections)
-            async for update in self._poller.watch(trigger.source):
+            async for update in self._poller.watch(trigger.source, _half_life(trigger)):
                 if isinstance(update, Exception):
                     log.warning("StreamIsActive %s/%s: %s", request.namespace, request.name,
                                 update)
@@ -217,6 +225,12 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
 
     def _rpc(self, method: str, context: grpc.aio.ServicerContext) -> _RpcScope:
         return _RpcScope(method, context, self._metrics)
+
+
+def _half_life(trigger: sources.Trigger) -> float | None:
+    """The half-life to smooth the arrival rate with, for the throughput strategy only."""
+    options = trigger.common.throughput_options()
+    return None if options is None else options.half_life_s
 
 
 class _RpcScope:

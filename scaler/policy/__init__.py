@@ -35,6 +35,9 @@ class Decision:
     """Uncapped lag (Kafka) or message count (RabbitMQ) the decision started from."""
     reasons: tuple[str, ...]
     """Human-readable steps: which inputs, which cap, why active or not."""
+    replica_limit: int | None = None
+    """The most replicas that can do work (Kafka: the partitions, unless allowIdleConsumers),
+    for strategies that compute the count themselves."""
 
 
 def decide_replicas(

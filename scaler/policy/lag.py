@@ -90,6 +90,7 @@ def decide(
                        "excluded from scaling")
 
     value = scaling_lag
+    upper: int | None = None
     if not options.allow_idle_consumers or options.limit_to_partitions_with_lag:
         if options.limit_to_partitions_with_lag:
             upper, cap_name = partitions_with_lag, "partitions with lag"
@@ -122,6 +123,7 @@ def decide(
         desired_replicas=replicas,
         backlog=float(total_lag),
         reasons=tuple(reasons),
+        replica_limit=upper,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from scaler import metadata, policy, redaction
 from scaler.errors import MetadataError
+from scaler.policy import throughput
 from scaler.sources import base
 from scaler.sources import connections as _connections
 from scaler.sources.activemq import ActiveMQMetadata
@@ -36,6 +37,10 @@ def load_connections(path: str | None) -> Connections:
     return NO_CONNECTIONS if path is None else _connections.load(path, SOURCES)
 
 
+BACKLOG, THROUGHPUT = "backlog", "throughput"
+_THROUGHPUT_KEYS = ("messagesPerSecondPerReplica", "drainWithinSeconds", "arrivalRateHalfLife")
+
+
 @dataclasses.dataclass(frozen=True)
 class CommonMetadata:
     source: str = metadata.declare("source", metadata.choice(*SOURCES))
@@ -44,16 +49,36 @@ class CommonMetadata:
     max_replica_count: int | None = metadata.declare(
         "maxReplicaCount", metadata.integer(minimum=1), None)
     connection: str = metadata.declare("connection", metadata.text, "")
+    scaling_strategy: str = metadata.declare(
+        "scalingStrategy", metadata.choice(BACKLOG, THROUGHPUT), BACKLOG)
+    messages_per_second_per_replica: float | None = metadata.declare(
+        "messagesPerSecondPerReplica", metadata.number(exclusive_minimum=0), None)
+    drain_within_seconds: float = metadata.declare(
+        "drainWithinSeconds", metadata.number(exclusive_minimum=0), 60.0)
+    arrival_rate_half_life: float = metadata.declare(
+        "arrivalRateHalfLife", metadata.number(exclusive_minimum=0), 30.0)
 
     def validate(self) -> list[MetadataError]:
+        problems = []
         if self.max_replica_count is not None and self.min_replica_count > self.max_replica_count:
-            return [MetadataError(
+            problems.append(MetadataError(
                 "minReplicaCount", str(self.min_replica_count),
-                f"must not exceed maxReplicaCount ({self.max_replica_count})")]
-        return []
+                f"must not exceed maxReplicaCount ({self.max_replica_count})"))
+        if self.scaling_strategy == THROUGHPUT and self.messages_per_second_per_replica is None:
+            problems.append(MetadataError("messagesPerSecondPerReplica", None,
+                                          "is required with scalingStrategy: throughput"))
+        return problems
 
     def bounds(self) -> policy.ReplicaBounds:
         return policy.ReplicaBounds(self.min_replica_count, self.max_replica_count)
+
+    def throughput_options(self) -> throughput.ThroughputOptions | None:
+        """None unless scalingStrategy is throughput."""
+        if self.messages_per_second_per_replica is None or self.scaling_strategy != THROUGHPUT:
+            return None
+        return throughput.ThroughputOptions(self.messages_per_second_per_replica,
+                                            self.drain_within_seconds,
+                                            self.arrival_rate_half_life)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +87,20 @@ class Trigger:
 
     common: CommonMetadata
     source: base.TriggerMetadata
+
+
+def _strategy_problems(raw: Mapping[str, str], common: CommonMetadata,
+                       source: base.TriggerMetadata | None) -> list[MetadataError]:
+    if common.scaling_strategy != THROUGHPUT:
+        return [MetadataError(key, "scalingStrategy backlog",
+                              "applies with scalingStrategy: throughput")
+                for key in _THROUGHPUT_KEYS
+                if raw.get(key) or raw.get(key + metadata.FROM_ENV_SUFFIX)]
+    if source is not None and not source.measures_arrivals():
+        return [MetadataError("scalingStrategy", "throughput",
+                              f"needs arrival counts, which {source.source_name} reports "
+                              "only through its management API (an http:// or https:// host)")]
+    return []
 
 
 def parse_trigger(raw: Mapping[str, str], connections: Connections = NO_CONNECTIONS) -> Trigger:
@@ -96,6 +135,7 @@ def parse_trigger(raw: Mapping[str, str], connections: Connections = NO_CONNECTI
         merged = connections.apply(raw, common.source, common.connection, problems)
         source = metadata.parse_fields(source_type, merged, problems)
         problems.extend(metadata.check_unknown_keys(merged, known))
+        problems.extend(_strategy_problems(raw, common, source))
     metadata.raise_if_any(problems)
     # No problems means both parsed.
     assert common is not None  # noqa: S101

@@ -9,10 +9,17 @@ a reading or an error per target, so one broken target never hides the others.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from scaler import policy
 from scaler.errors import MetadataError, SourceError
+
+
+class Arrivals(NamedTuple):
+    total: float | None = None
+    """Messages ever appended: the poller turns two of these into a rate."""
+    rate: float | None = None
+    """Messages per second, as the broker measured them."""
 
 
 class Reading(Protocol):
@@ -25,6 +32,12 @@ class Reading(Protocol):
     def progress(self) -> Mapping[Hashable, object]:
         """Markers that change when consumers make progress (Kafka: committed offset per
         partition); the poller tracks how long each has stood still."""
+        ...
+
+    def arrivals(self) -> Arrivals | None:
+        """How many messages have arrived: a cumulative count (Kafka's log-end offsets, a
+        queue's enqueue counter) or a rate the broker measured (RabbitMQ's publish rate), for
+        scalingStrategy: throughput. None when this reading cannot tell."""
         ...
 
 
@@ -58,6 +71,11 @@ class TriggerMetadata(Protocol):
 
     def target_value(self) -> float:
         """Per-replica target (lagThreshold, value) reported in the MetricSpec."""
+        ...
+
+    def measures_arrivals(self) -> bool:
+        """True when this trigger's readings report `arrivals()` (scalingStrategy:
+        throughput needs them)."""
         ...
 
     def needs_progress(self) -> bool:

@@ -95,6 +95,52 @@ class KafkaHelper:
                 raise
             return None
 
+    def create_topic_with_configs(self, name: str, partitions: int,
+                                  configs: dict[str, str]) -> str:
+        """A topic with topic-level configs, e.g. message.timestamp.type LogAppendTime."""
+        wait_until(lambda: self.try_call(
+            self.admin.create_topics, [NewTopic(name, partitions, 1, topic_configs=configs)])
+            is not None, f"creating topic {name}")
+        self.admin.wait_for_topics([name])
+        return name
+
+    def produce_at(self, topic: str, partition: int, timestamps_ms: list[int],
+                   value: bytes = b"message") -> None:
+        """One record per timestamp (the record's CreateTime, ms since the epoch), in order."""
+        for timestamp in timestamps_ms:
+            self.producer.send(topic, value, partition=partition, timestamp_ms=timestamp)
+        self.producer.flush()
+
+    def produce_one_batch(self, topic: str, partition: int, timestamps_ms: list[int],
+                          value: bytes) -> None:
+        """All the records in one record batch (a producer that lingers until flush)."""
+        producer = kafka.KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=60_000,
+                                       batch_size=16 * 1024 * 1024,
+                                       max_request_size=16 * 1024 * 1024)
+        try:
+            for timestamp in timestamps_ms:
+                producer.send(topic, value, partition=partition, timestamp_ms=timestamp)
+            producer.flush()
+        finally:
+            producer.close()
+
+    def produce_in_a_transaction(self, topic: str, partition: int, count: int) -> None:
+        """`count` records and the transaction's commit marker after them."""
+        producer = kafka.KafkaProducer(bootstrap_servers=self.bootstrap,
+                                       transactional_id=f"tests-{topic}")
+        try:
+            producer.init_transactions()
+            producer.begin_transaction()
+            for index in range(count):
+                producer.send(topic, f"message {index}".encode(), partition=partition)
+            producer.commit_transaction()
+        finally:
+            producer.close()
+
+    def log_end(self, topic: str, partition: int) -> int:
+        tp = kafka.TopicPartition(topic, partition)
+        return int(self.admin.list_partition_offsets({tp: kafka.OffsetSpec.LATEST})[tp].offset)
+
     def delete_records(self, topic: str, before: dict[int, int]) -> None:
         self.admin.delete_records(
             {kafka.TopicPartition(topic, partition): offset
@@ -119,8 +165,18 @@ class RabbitMQHelper:
         self.channel.queue_declare(queue=queue, auto_delete=False, durable=durable)
         return queue
 
-    def publish(self, queue: str, count: int, *, persistent: bool = False) -> None:
-        properties = pika.BasicProperties(delivery_mode=2) if persistent else None
+    def declare_quorum(self, queue: str) -> str:
+        self.channel.queue_declare(queue=queue, durable=True,
+                                   arguments={"x-queue-type": "quorum"})
+        return queue
+
+    def publish(self, queue: str, count: int, *, persistent: bool = False,
+                timestamp: int | None = None) -> None:
+        """`timestamp`: the AMQP timestamp property, whole seconds since the epoch."""
+        properties = None
+        if persistent or timestamp is not None:
+            properties = pika.BasicProperties(delivery_mode=2 if persistent else None,
+                                              timestamp=timestamp)
         for index in range(count):
             self.channel.basic_publish("", queue, f"message {index}".encode(), properties)
 
@@ -168,6 +224,9 @@ class RabbitMQHelper:
 
     def delete(self, queue: str) -> None:
         self.channel.queue_delete(queue)
+
+    def purge(self, queue: str) -> None:
+        self.channel.queue_purge(queue)
 
     def close(self) -> None:
         self.connection.close()

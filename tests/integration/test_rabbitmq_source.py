@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 
+import grpc
 import pika
 import pytest
 
-from scaler.errors import BrokerAuthError, TargetNotFoundError
+from scaler.errors import BrokerAuthError, BrokerUnavailableError, TargetNotFoundError
 from scaler.poller import Poller
-from scaler.service import Evaluation, parse
+from scaler.service import Evaluation, parse, status_for
 from tests.integration.brokers import RabbitMQHelper
 from tests.integration.conftest import TEST_POLLER
 
@@ -266,3 +268,143 @@ def wait_for_connections(rabbitmq_helper: RabbitMQHelper, expected: int) -> int:
         time.sleep(0.2)
         count = rabbitmq_helper.scaler_connections()
     return count
+
+
+def age_metadata(rabbitmq_helper: RabbitMQHelper, queue: str, **extra: str) -> dict[str, str]:
+    return {"source": "rabbitmq", "hostFromEnv": rabbitmq_helper.http_url, "queueName": queue,
+            "mode": "MessageAge", "value": "30", **extra}
+
+
+async def until_statistics_count(evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper,
+                                 queue: str, messages: int) -> None:
+    """Waits until the management API's statistics show `messages` in the queue."""
+    await evaluate_until(evaluate, lambda e: e.decision.backlog == messages,
+                         f"statistics showing {messages} messages", source="rabbitmq",
+                         hostFromEnv=rabbitmq_helper.http_url, queueName=queue)
+
+
+async def test_message_age_follows_a_timestamped_message(
+        evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper, unique_name: Names) -> None:
+    queue = rabbitmq_helper.declare(unique_name("aged"))
+    published = int(time.time()) - 120  # the AMQP timestamp: whole seconds
+    rabbitmq_helper.publish(queue, 1, timestamp=published)
+    rabbitmq_helper.publish(queue, 2, timestamp=published + 100)  # behind it: not the head
+
+    # The broker samples counts and head timestamps apart: wait for a sample with both.
+    result = await evaluate_until(
+        evaluate, lambda e: e.decision.backlog == 3 and e.decision.metric_value >= 120,
+        "the head message's age", **age_metadata(rabbitmq_helper, queue))
+
+    read_at = result.snapshot.reading.describe()["readAt"]
+    (stats,) = result.snapshot.reading.describe()["queues"]
+    assert stats["head_message_timestamp"] == published
+    # Age = read time - head timestamp, to the scaler's clock.
+    assert result.decision.metric_value == pytest.approx(read_at - published)
+    assert result.decision.is_active is True
+    assert result.decision.desired_replicas == math.ceil(result.decision.metric_value / 30)
+    assert result.decision.reasons[0].startswith(f"head message timestamp {published}, read at ")
+    assert "3 messages (ready + unacknowledged)" in result.decision.reasons[0]
+
+    # Emptied, the queue has no head message: age 0, inactive (once the statistics catch up).
+    rabbitmq_helper.purge(queue)
+    empty = await evaluate_until(evaluate, lambda e: e.decision.backlog == 0,
+                                 "the purge in the statistics",
+                                 **age_metadata(rabbitmq_helper, queue))
+    assert (empty.decision.metric_value, empty.decision.is_active) == (0, False)
+    rabbitmq_helper.delete(queue)
+
+
+async def test_message_age_of_an_empty_queue_is_0(
+        evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper, unique_name: Names) -> None:
+    queue = rabbitmq_helper.declare(unique_name("empty-age"))
+    # A queue declared a moment ago has no statistics yet (UNAVAILABLE): wait for them.
+    result = await evaluate_until(evaluate, lambda e: True, "statistics of the new queue",
+                                  **age_metadata(rabbitmq_helper, queue))
+
+    assert (result.decision.metric_value, result.decision.is_active,
+            result.decision.desired_replicas) == (0, False, 0)
+    assert result.decision.reasons[0].startswith("no message in the queue, read at ")
+    rabbitmq_helper.delete(queue)
+
+
+async def test_message_age_of_messages_without_timestamps_is_unavailable_never_0(
+        evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper, unique_name: Names) -> None:
+    queue = rabbitmq_helper.declare(unique_name("untimed"))
+    rabbitmq_helper.publish(queue, 3)  # no timestamp property
+    await until_statistics_count(evaluate, rabbitmq_helper, queue, 3)
+
+    with pytest.raises(BrokerUnavailableError) as raised:
+        await evaluate(**age_metadata(rabbitmq_helper, queue))
+
+    assert status_for(raised.value) is grpc.StatusCode.UNAVAILABLE
+    message = str(raised.value)
+    assert (f"queue {queue!r} in vhost '/' holds messages but the statistics report no "
+            "timestamp for the head message") in message
+    assert "MessageAge needs publishers to set the AMQP timestamp property" in message
+    assert "guest:guest" not in message
+    # Only MessageAge fails: the same queue still has its depth.
+    length = await evaluate(source="rabbitmq", hostFromEnv=rabbitmq_helper.http_url,
+                            queueName=queue)
+    assert length.decision.metric_value == 3
+    rabbitmq_helper.delete(queue)
+
+
+async def test_message_age_on_a_quorum_queue_is_not_found_even_when_empty(
+        evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper, unique_name: Names) -> None:
+    # RabbitMQ 3.10 leaves head_message_timestamp out for quorum queues: an empty one must not
+    # read as age 0 and then fail once messages arrive.
+    queue = rabbitmq_helper.declare_quorum(unique_name("quorum-age"))
+    await until_statistics_count(evaluate, rabbitmq_helper, queue, 0)
+
+    with pytest.raises(TargetNotFoundError, match=r"reports no head_message_timestamp \(quorum; "
+                       "RabbitMQ 3.10 reports it for classic queues only\\)"):
+        await evaluate(**age_metadata(rabbitmq_helper, queue))
+    rabbitmq_helper.delete(queue)
+
+
+async def test_message_age_over_a_regex_is_the_oldest_head(
+        evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper, unique_name: Names) -> None:
+    prefix = unique_name("ages")
+    now = int(time.time())
+    queues = [rabbitmq_helper.declare(f"{prefix}-{index}") for index in range(3)]
+    rabbitmq_helper.publish(queues[0], 1, timestamp=now - 50)
+    rabbitmq_helper.publish(queues[1], 4, timestamp=now - 300)  # the oldest head
+    # queues[2] stays empty: no head, no age.
+    metadata = age_metadata(rabbitmq_helper, f"^{prefix}-[0-9]$", useRegex="true")
+
+    result = await evaluate_until(
+        evaluate, lambda e: e.decision.backlog == 4 and e.decision.metric_value >= 300,
+        "the oldest head's age", **metadata)
+
+    read_at = result.snapshot.reading.describe()["readAt"]
+    assert result.decision.metric_value == pytest.approx(read_at - (now - 300))
+    assert result.decision.backlog == 4  # max over the queues, as the age is
+    assert "max over 3 queues" in result.decision.reasons[0]
+    for queue in queues:
+        rabbitmq_helper.delete(queue)
+
+
+async def test_drain_time_equals_expected_queue_consumption_time(
+        evaluate: Evaluate, rabbitmq_helper: RabbitMQHelper, unique_name: Names) -> None:
+    queue = rabbitmq_helper.declare(unique_name("drain"))
+    rabbitmq_helper.publish(queue, 10)
+    await until_statistics_count(evaluate, rabbitmq_helper, queue, 10)
+    base = {"source": "rabbitmq", "hostFromEnv": rabbitmq_helper.http_url, "queueName": queue,
+            "value": "4"}
+
+    expected = await evaluate(**base, mode="ExpectedQueueConsumptionTime")
+    drain = await evaluate(**base, mode="DrainTime")
+    # And decided on the very reading ExpectedQueueConsumptionTime was decided on.
+    same_reading = parse({**base, "mode": "DrainTime"}).source.decide(
+        expected.snapshot.reading, expected.trigger.common.bounds(), frozenset())
+
+    for decision in (drain.decision, same_reading):
+        assert (decision.metric_value, decision.is_active, decision.desired_replicas) == (
+            expected.decision.metric_value, expected.decision.is_active,
+            expected.decision.desired_replicas)
+        assert decision.reasons[0] == expected.decision.reasons[0].replace(
+            "ExpectedQueueConsumptionTime:", "DrainTime (alias of ExpectedQueueConsumptionTime):")
+    # Nobody consumes: 1 message/s per replica is assumed, 10 messages take 10 s.
+    assert expected.decision.metric_value == 10
+    assert "nothing delivered: assumed 1/s" in expected.decision.reasons[0]
+    rabbitmq_helper.delete(queue)

@@ -29,8 +29,9 @@ def test_defaults_match_keda() -> None:
     assert parsed.bootstrap_servers == ("b1:9092", "b2:9092")
     assert parsed.topics == ()
     assert parsed.partition_limitation is None
-    assert parsed.lag_threshold == 10
-    assert parsed.activation_lag_threshold == 0
+    assert parsed.lag_metric == "messages"
+    assert (parsed.options().lag_threshold, parsed.target_value()) == (10, 10.0)
+    assert parsed.options().activation_lag_threshold == 0
     assert parsed.offset_reset_policy is lag.OffsetResetPolicy.LATEST
     assert not parsed.allow_idle_consumers
     assert not parsed.limit_to_partitions_with_lag
@@ -111,6 +112,73 @@ def test_from_env_keys_are_accepted_as_keda_resolves_them() -> None:
 ])
 def test_bad_value_is_named_with_what_is_accepted(extra: dict[str, str], expected: str) -> None:
     assert expected in problems({**BASE, **extra})
+
+
+def test_lag_metric_seconds_reads_its_keys_and_defaults() -> None:
+    parsed = parse(lagMetric="seconds", lagSecondsThreshold="30")
+    options = parsed.age_options()
+    assert (options.lag_seconds_threshold, options.activation_lag_seconds_threshold) == (30.0, 0.0)
+    assert parsed.target_value() == 30.0
+    assert parsed.measures_age()
+    assert not parse().measures_age()
+    assert parse(lagMetric="seconds", lagSecondsThreshold="0.5",
+                 activationLagSecondsThreshold="2.5").age_options(
+                 ).activation_lag_seconds_threshold == 2.5
+
+
+def test_seconds_and_messages_triggers_on_the_same_offsets_are_read_apart() -> None:
+    # One reading carries record timestamps, the other does not: they may not share a target.
+    seconds = parse(topic="a", lagMetric="seconds", lagSecondsThreshold="30")
+    assert seconds.target_key() != parse(topic="a").target_key()
+    assert seconds.connection_key() == parse(topic="a").connection_key()
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    pytest.param({"lagMetric": "minutes"}, "lagMetric: must be one of messages, seconds, got "
+                 "'minutes'", id="lag-metric-unknown"),
+    pytest.param({"lagMetric": "Seconds"}, "lagMetric: must be one of messages, seconds (did "
+                 "you mean 'seconds'?)", id="lag-metric-case"),
+    pytest.param({"lagMetric": "seconds"}, "lagSecondsThreshold: is required with lagMetric: "
+                 "seconds", id="seconds-without-threshold"),
+    pytest.param({"lagMetric": "seconds", "lagSecondsThreshold": "10", "lagThreshold": "5"},
+                 "lagThreshold: applies with lagMetric: messages; with lagMetric: seconds give "
+                 "lagSecondsThreshold, got 5 with lagMetric: seconds",
+                 id="lag-threshold-with-seconds"),
+    pytest.param({"lagMetric": "seconds", "lagSecondsThreshold": "10",
+                  "activationLagThreshold": "0"},
+                 "activationLagThreshold: applies with lagMetric: messages; with lagMetric: "
+                 "seconds give activationLagSecondsThreshold",
+                 id="activation-lag-threshold-with-seconds"),
+    pytest.param({"lagSecondsThreshold": "10"}, "lagSecondsThreshold: applies with lagMetric: "
+                 "seconds; with lagMetric: messages give lagThreshold",
+                 id="seconds-threshold-without-seconds"),
+    pytest.param({"lagMetric": "messages", "activationLagSecondsThreshold": "3"},
+                 "activationLagSecondsThreshold: applies with lagMetric: seconds; with "
+                 "lagMetric: messages give activationLagThreshold",
+                 id="activation-seconds-with-messages"),
+    pytest.param({"lagMetric": "seconds", "lagSecondsThreshold": "0"},
+                 "lagSecondsThreshold: must be a finite number greater than 0, got '0'",
+                 id="seconds-threshold-zero"),
+    pytest.param({"lagMetric": "seconds", "lagSecondsThreshold": "nan"},
+                 "lagSecondsThreshold: must be a finite number greater than 0",
+                 id="seconds-threshold-nan"),
+    pytest.param({"lagMetric": "seconds", "lagSecondsThreshold": "5",
+                  "activationLagSecondsThreshold": "-1"},
+                 "activationLagSecondsThreshold: must be a finite number of at least 0",
+                 id="activation-seconds-negative"),
+    pytest.param({"lagSecondThreshold": "5"}, "lagSecondThreshold: is not a known key (did you "
+                 "mean 'lagSecondsThreshold'?)", id="seconds-typo"),
+])
+def test_lag_metric_problems_name_the_key_that_applies(extra: dict[str, str],
+                                                       expected: str) -> None:
+    assert expected in problems({**BASE, **extra})
+
+
+def test_both_mismatched_thresholds_are_reported_at_once() -> None:
+    text = problems({**BASE, "lagMetric": "seconds", "lagThreshold": "5",
+                     "activationLagThreshold": "1"})
+    for key in ("lagThreshold:", "activationLagThreshold:", "lagSecondsThreshold: is required"):
+        assert key in text
 
 
 def test_all_problems_are_reported_at_once() -> None:

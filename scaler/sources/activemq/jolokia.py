@@ -15,7 +15,7 @@ import json
 import ssl
 import threading
 from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from scaler import redaction
 from scaler.errors import (
@@ -54,10 +54,12 @@ class JolokiaSource:
 
     def read_many(self, targets: Sequence[ActiveMQMetadata]
                   ) -> dict[Hashable, ActiveMQReading | SourceError]:
-        """One bulk request for every distinct MBean attribute; a second one, listing the
-        brokers, only in a cycle where a read answered 404 (to say what is missing)."""
-        reads = list(dict.fromkeys(
-            (target.jolokia_read.mbean, target.jolokia_read.attribute) for target in targets))
+        """One bulk request for every distinct MBean attribute, and each queue's counter of
+        added messages (for the throughput strategy; an MBean without one is no error); a
+        second request, listing the brokers, only in a cycle where a read answered 404 (to say
+        what is missing)."""
+        reads = list(dict.fromkeys(read for target in targets
+                                   for read in (_read_of(target), _added_of(target))))
         if not reads:
             return {}
         with self._lock:
@@ -68,6 +70,7 @@ class JolokiaSource:
                        if outcomes[_read_of(target)].get("status") == 404}
             brokers = {name: self._brokers(kind) for name, kind in missing.items()}
         return {target.target_key(): self._outcome(target, outcomes[_read_of(target)],
+                                                   outcomes[_added_of(target)],
                                                    brokers.get(target.kind.name))
                 for target in targets}
 
@@ -76,13 +79,16 @@ class JolokiaSource:
             self._http.close()
 
     def _outcome(self, target: ActiveMQMetadata, answer: dict[str, Any],
-                 brokers: list[str] | None) -> ActiveMQReading | SourceError:
+                 added: dict[str, Any], brokers: list[str] | None
+                 ) -> ActiveMQReading | SourceError:
         mbean, attribute = _read_of(target)
         status = answer.get("status")
         value = answer.get("value")
         if status == 200:
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                return ActiveMQReading(mbean, attribute, value)
+            if _is_count(value):
+                count = added.get("value") if added.get("status") == 200 else None
+                return ActiveMQReading(mbean, attribute, value,
+                                       count if _is_count(count) else None)
             return BrokerUnavailableError(
                 f"{self._where()}: attribute {attribute} of {mbean} is not a message count "
                 f"(got {type(value).__name__}); read a count such as "
@@ -204,3 +210,11 @@ class JolokiaSource:
 def _read_of(target: ActiveMQMetadata) -> _Read:
     read = target.jolokia_read
     return read.mbean, read.attribute
+
+
+def _added_of(target: ActiveMQMetadata) -> _Read:
+    return target.jolokia_read.mbean, target.kind.added_attribute
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -34,6 +34,8 @@ class Flavor:
     """Name key -> how KEDA's template spells it."""
     jolokia_path: str
     attribute: str
+    added_attribute: str
+    """The queue's counter of messages ever added, for scalingStrategy: throughput."""
     queue_property: str
     broker_property: str
     broker_search: str
@@ -48,7 +50,8 @@ ARTEMIS = Flavor(
     target_key="queueLength", activation_key="activationQueueLength",
     placeholders={"managementEndpoint": "<<managementEndpoint>>", "brokerName": "<<brokerName>>",
                   "brokerAddress": "<<brokerAddress>>", "queueName": "<<queueName>>"},
-    jolokia_path="/console/jolokia", attribute="MessageCount", queue_property="queue",
+    jolokia_path="/console/jolokia", attribute="MessageCount", added_attribute="MessagesAdded",
+    queue_property="queue",
     broker_property="broker", broker_search=f"{mbeans.ARTEMIS_DOMAIN}:broker=*",
     metric_prefix="artemis",
     counted="messages in the queue, including delivered and not yet acknowledged ones")
@@ -57,7 +60,8 @@ CLASSIC = Flavor(
     target_key="targetQueueSize", activation_key="activationTargetQueueSize",
     placeholders={"managementEndpoint": "{{.ManagementEndpoint}}",
                   "brokerName": "{{.BrokerName}}", "destinationName": "{{.DestinationName}}"},
-    jolokia_path="/api/jolokia", attribute="QueueSize", queue_property="destinationName",
+    jolokia_path="/api/jolokia", attribute="QueueSize", added_attribute="EnqueueCount",
+    queue_property="destinationName",
     broker_property="brokerName", broker_search=f"{mbeans.CLASSIC_DOMAIN}:type=Broker,brokerName=*",
     metric_prefix="activemq",
     counted="messages not yet acknowledged, including dispatched ones")
@@ -272,6 +276,9 @@ class ActiveMQMetadata:
 
     def target_value(self) -> float:
         return self._target_of(self.kind) or _DEFAULT_TARGET
+
+    def measures_arrivals(self) -> bool:
+        return True
 
     def needs_progress(self) -> bool:
         return False

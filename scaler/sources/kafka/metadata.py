@@ -6,16 +6,26 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Hashable
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from scaler import metadata, policy
 from scaler.errors import MetadataError
-from scaler.policy import lag
+from scaler.policy import age, lag
 from scaler.sources import base
 from scaler.sources.kafka.source import KafkaReading, KafkaSource
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _MAX_PARTITION = 1_000_000
+MESSAGES, SECONDS = "messages", "seconds"
+# Each pair of thresholds applies to one lagMetric, so neither is declared with its default:
+# the declaration's None tells "not given" (and so refused with the other metric) from a value.
+_DEFAULT_LAG_THRESHOLD = 10
+_DEFAULT_ACTIVATION_LAG_THRESHOLD = 0
+_DEFAULT_ACTIVATION_LAG_SECONDS_THRESHOLD = 0.0
+_THRESHOLD_KEYS = {
+    MESSAGES: ("lagThreshold", "activationLagThreshold"),
+    SECONDS: ("lagSecondsThreshold", "activationLagSecondsThreshold"),
+}
 
 
 def _bootstrap_servers(value: str) -> tuple[str, ...]:
@@ -72,9 +82,17 @@ class KafkaMetadata:
     topics: tuple[str, ...] = metadata.declare("topic", _topics, ())
     partition_limitation: tuple[tuple[int, int], ...] | None = metadata.declare(
         "partitionLimitation", _partition_ranges, None)
-    lag_threshold: int = metadata.declare("lagThreshold", metadata.integer(minimum=1), 10)
-    activation_lag_threshold: int = metadata.declare(
-        "activationLagThreshold", metadata.integer(minimum=0), 0)
+    lag_metric: str = metadata.declare("lagMetric", metadata.choice(MESSAGES, SECONDS), MESSAGES)
+    # Defaults 10 and 0 (lagMetric: messages only; see _DEFAULT_LAG_THRESHOLD).
+    lag_threshold: int | None = metadata.declare(
+        "lagThreshold", metadata.integer(minimum=1), None)
+    activation_lag_threshold: int | None = metadata.declare(
+        "activationLagThreshold", metadata.integer(minimum=0), None)
+    # Required with lagMetric: seconds; activation defaults to 0 s.
+    lag_seconds_threshold: float | None = metadata.declare(
+        "lagSecondsThreshold", metadata.number(exclusive_minimum=0), None)
+    activation_lag_seconds_threshold: float | None = metadata.declare(
+        "activationLagSecondsThreshold", metadata.number(minimum=0), None)
     offset_reset_policy: lag.OffsetResetPolicy = metadata.declare(
         "offsetResetPolicy", _reset_policy, lag.OffsetResetPolicy.LATEST)
     allow_idle_consumers: bool = metadata.declare("allowIdleConsumers", metadata.boolean, False)
@@ -97,7 +115,7 @@ class KafkaMetadata:
     version: str = metadata.declare("version", metadata.text, "")
 
     def validate(self) -> list[MetadataError]:
-        problems = []
+        problems = self._validate_lag_metric()
         if self.allow_idle_consumers and self.limit_to_partitions_with_lag:
             problems.append(MetadataError(
                 "allowIdleConsumers", "true together with limitToPartitionsWithLag: true",
@@ -125,13 +143,34 @@ class KafkaMetadata:
             problems.append(MetadataError("caFile", repr(self.ca_file), "needs tls: enable"))
         return problems
 
+    def _validate_lag_metric(self) -> list[MetadataError]:
+        problems = []
+        given = {"lagThreshold": self.lag_threshold,
+                 "activationLagThreshold": self.activation_lag_threshold,
+                 "lagSecondsThreshold": self.lag_seconds_threshold,
+                 "activationLagSecondsThreshold": self.activation_lag_seconds_threshold}
+        other = SECONDS if self.lag_metric == MESSAGES else MESSAGES
+        for key, instead in zip(_THRESHOLD_KEYS[other], _THRESHOLD_KEYS[self.lag_metric],
+                                strict=True):
+            if given[key] is not None:
+                problems.append(MetadataError(
+                    key, f"{given[key]:g} with lagMetric: {self.lag_metric}",
+                    f"applies with lagMetric: {other}; with lagMetric: {self.lag_metric} "
+                    f"give {instead}"))
+        if self.lag_metric == SECONDS and self.lag_seconds_threshold is None:
+            problems.append(MetadataError(
+                "lagSecondsThreshold", None,
+                "is required with lagMetric: seconds (the target age in seconds per replica)"))
+        return problems
+
     def connection_key(self) -> Hashable:
         return ("kafka", self.bootstrap_servers, self.tls, self.unsafe_ssl, self.ca_file,
                 self.sasl, self.username, self.password)
 
     def target_key(self) -> Hashable:
+        # lagMetric: seconds reads record timestamps too: another target on the same offsets.
         return (self.connection_key(), self.consumer_group, self.topics,
-                self.partition_limitation, self.offset_reset_policy)
+                self.partition_limitation, self.offset_reset_policy, self.measures_age())
 
     def metric_name(self) -> str:
         # KEDA's names: kafka-<topics joined by ','>, or kafka-<group>-topics without a topic.
@@ -140,15 +179,40 @@ class KafkaMetadata:
         return metadata.metric_name(raw)
 
     def target_value(self) -> float:
-        return float(self.lag_threshold)
+        if self.lag_metric == SECONDS:
+            return self.age_options().lag_seconds_threshold
+        return float(self.options().lag_threshold)
+
+    def measures_age(self) -> bool:
+        """True for lagMetric: seconds: the source reads record timestamps."""
+        return self.lag_metric == SECONDS
+
+    def measures_arrivals(self) -> bool:
+        return True  # log-end offsets, in every reading
 
     def needs_progress(self) -> bool:
         return self.exclude_persistent_lag
 
     def options(self) -> lag.LagOptions:
         return lag.LagOptions(
-            lag_threshold=self.lag_threshold,
-            activation_lag_threshold=self.activation_lag_threshold,
+            lag_threshold=_or(self.lag_threshold, _DEFAULT_LAG_THRESHOLD),
+            activation_lag_threshold=_or(self.activation_lag_threshold,
+                                         _DEFAULT_ACTIVATION_LAG_THRESHOLD),
+            offset_reset_policy=self.offset_reset_policy,
+            allow_idle_consumers=self.allow_idle_consumers,
+            limit_to_partitions_with_lag=self.limit_to_partitions_with_lag,
+            ensure_even_distribution_of_partitions=self.ensure_even_distribution_of_partitions,
+            exclude_persistent_lag=self.exclude_persistent_lag,
+            scale_to_zero_on_invalid_offset=self.scale_to_zero_on_invalid_offset,
+        )
+
+    def age_options(self) -> age.AgeOptions:
+        if self.lag_seconds_threshold is None:  # validate() requires it with lagMetric: seconds
+            raise ValueError("lagSecondsThreshold is only set with lagMetric: seconds")
+        return age.AgeOptions(
+            lag_seconds_threshold=self.lag_seconds_threshold,
+            activation_lag_seconds_threshold=_or(self.activation_lag_seconds_threshold,
+                                                 _DEFAULT_ACTIVATION_LAG_SECONDS_THRESHOLD),
             offset_reset_policy=self.offset_reset_policy,
             allow_idle_consumers=self.allow_idle_consumers,
             limit_to_partitions_with_lag=self.limit_to_partitions_with_lag,
@@ -169,4 +233,16 @@ class KafkaMetadata:
                stalled: frozenset[Hashable]) -> policy.Decision:
         assert isinstance(reading, KafkaReading)  # noqa: S101 - the poller pairs them
         partitions = {key for key in stalled if isinstance(key, tuple)}
+        if self.measures_age():
+            times = reading.record_times
+            assert times is not None  # noqa: S101 - target_key() keeps the two kinds apart
+            return age.decide(reading.age_rows(), times.read_at_ms, self.age_options(),
+                              bounds, partitions)
         return lag.decide(reading, self.options(), bounds, partitions)
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _or(value: _N | None, default: _N) -> _N:
+    return default if value is None else value

@@ -2,7 +2,9 @@
 
 For a trigger it reads the group's committed offsets (OffsetFetch to the group coordinator) and
 log-end offsets (ListOffsets, one request per partition leader; log-start offsets too where
-`earliest` needs them) and returns them as facts. What they mean is `policy.lag`'s job.
+`earliest` or `lagMetric: seconds` needs them) and returns them as facts; for `lagMetric:
+seconds` also the timestamps of the oldest unconsumed records (`record_times`). What they mean
+is `policy.lag`'s and `policy.age`'s job.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from scaler.errors import (
     SourceError,
     TargetNotFoundError,
 )
-from scaler.policy import lag
+from scaler.policy import age, lag
+from scaler.sources import base
+from scaler.sources.kafka import record_times
 from scaler.sources.tls import client_context
 
 if TYPE_CHECKING:
@@ -62,6 +66,8 @@ class KafkaReading(Collection[lag.PartitionRow]):
     committed: tuple[array.array[int], ...]
     """Per topic, aligned with its partitions: the group's committed offset, or -1 when the
     group never committed on the partition."""
+    record_times: record_times.RecordTimes | None = None
+    """Only for `lagMetric: seconds`: the oldest unconsumed records' timestamps."""
 
     def __iter__(self) -> Iterator[lag.PartitionRow]:
         for topic, committed in zip(self.topics, self.committed, strict=True):
@@ -75,12 +81,36 @@ class KafkaReading(Collection[lag.PartitionRow]):
     def __contains__(self, item: object) -> bool:
         return any(item == row for row in self)
 
+    def age_rows(self) -> Iterator[age.AgeRow]:
+        """Rows for `policy.age` (a reading made for `lagMetric: seconds`)."""
+        times = self.record_times
+        if times is None:
+            raise ValueError("this reading was not made for lagMetric: seconds")
+        for topic, committed, stamps, kinds, rates in zip(
+                self.topics, self.committed, times.timestamps, times.kinds, times.rates,
+                strict=True):
+            yield from zip(itertools.repeat(topic.topic), topic.partitions, topic.log_start,
+                           topic.log_end, [None if offset < 0 else offset for offset in committed],
+                           stamps, kinds, [None if rate < 0 else rate for rate in rates],
+                           strict=False)
+
     def progress(self) -> Mapping[Hashable, object]:
         return {(topic, partition): committed
                 for topic, partition, _, _, committed in self}
 
+    def arrivals(self) -> base.Arrivals:
+        """Every record ever appended to the trigger's partitions: their log-end offsets."""
+        return base.Arrivals(total=float(sum(sum(topic.log_end) for topic in self.topics)))
+
     def describe(self) -> dict[str, Any]:
-        return {"partitions": [lag.PartitionOffsets(*row)._asdict() for row in self]}
+        if self.record_times is None:
+            return {"partitions": [lag.PartitionOffsets(*row)._asdict() for row in self]}
+        return {"readAtMs": self.record_times.read_at_ms, "partitions": [
+            {**lag.PartitionOffsets(*row[:5])._asdict(),
+             "oldest_unconsumed_timestamp_ms": None if row[5] < 0 else row[5],
+             "timestamp": age.TimestampKind(row[6]).name.lower(),
+             "consume_rate_per_s": row[7]}
+            for row in self.age_rows()]}
 
 
 Result = KafkaReading | SourceError
@@ -96,10 +126,18 @@ class KafkaSource:
     the triggers that use it get the error.
     """
 
-    def __init__(self, connection: KafkaMetadata, timeout_s: float) -> None:
+    def __init__(self, connection: KafkaMetadata, timeout_s: float, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        """`wall_clock` (seconds since the epoch) is what record timestamps are compared with;
+        `clock` times consume rates and forgetting."""
         self._connection = connection
         self._timeout_ms = int(timeout_s * 1000)
         self._admin: kafka.KafkaAdminClient | None = None
+        self._clock = clock
+        self._wall_clock = wall_clock
+        # Outlives clients and cycles: cached record timestamps and consume rates.
+        self._record_times = record_times.RecordTimeReader()
         # kafka-python's admin client is not documented as thread-safe; reads take turns.
         self._lock = threading.Lock()
 
@@ -111,7 +149,8 @@ class KafkaSource:
         with self._lock:
             while True:
                 try:
-                    return _Cycle(self._connect(), self._servers()).read(targets)
+                    return _Cycle(self._connect(), self._servers(), self._record_times,
+                                  self._clock, self._wall_clock).read(targets)
                 except kafka.errors.KafkaError as exc:
                     # Retriable errors (a coordinator still loading, a leader moving) usually
                     # clear within a few hundred milliseconds: retry inside our time budget.
@@ -187,14 +226,23 @@ class _Cycle:
     """One batched read of many targets on one admin client. Errors that belong to a group or
     a topic are collected per group or topic and handed to exactly the targets that use it."""
 
-    def __init__(self, admin: kafka.KafkaAdminClient, servers: str) -> None:
+    def __init__(self, admin: kafka.KafkaAdminClient, servers: str,
+                 times: record_times.RecordTimeReader, clock: Callable[[], float],
+                 wall_clock: Callable[[], float]) -> None:
         self._admin = admin
         self._where = f"Kafka at {servers}"
         self._errors: dict[str, SourceError] = {}
-        """Keyed 'group:<name>' or 'topic:<name>'."""
+        """Keyed 'group:<name>', 'topic:<name>' or 'fetch:<topic>' (lagMetric: seconds only)."""
+        self._times = times
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._leaders: dict[tuple[str, int], int] = {}
+        self._topic_ids: dict[str, str] = {}
 
     def read(self, targets: Sequence[KafkaMetadata]) -> dict[Hashable, Result]:
         commits = self._committed_offsets(sorted({t.consumer_group for t in targets}))
+        # Ages are as of this moment: the records at the committed offsets were unconsumed then.
+        read_at_ms = int(self._wall_clock() * 1000)
         topics_of = {t.target_key(): self._topics_of(t, commits) for t in targets}
         partitions_by_topic = self._partitions(
             {topic for names in topics_of.values() for topic in names})
@@ -208,18 +256,37 @@ class _Cycle:
             for target in targets}
         ends = self._offsets({tp for selected in selections.values() for tp in selected},
                              kafka.OffsetSpec.LATEST)
-        # Log-start offsets matter only for uncommitted partitions under `earliest`.
+        # Log-start offsets matter for uncommitted partitions under `earliest`, and, for
+        # lagMetric: seconds, where lag is: a commit below the log start is aged from the first
+        # retained record.
         need_start: set[kafka.TopicPartition] = set()
+        ends_of: dict[int, list[int]] = {}  # per selection (by id): its log ends, in order
         for target in targets:
-            if target.offset_reset_policy is lag.OffsetResetPolicy.EARLIEST:
-                group = commits.get(target.consumer_group, {})
-                need_start.update(tp for selected in partitions_of[target.target_key()]
-                                  for tp in selected
-                                  if _committed(group, tp.topic, tp.partition) < 0)
+            earliest = target.offset_reset_policy is lag.OffsetResetPolicy.EARLIEST
+            aged = target.measures_age()
+            if not (earliest or aged):
+                continue
+            group = commits.get(target.consumer_group, {})
+            for selected in partitions_of[target.target_key()]:
+                if not aged:
+                    need_start.update(tp for tp in selected
+                                      if _committed(group, tp.topic, tp.partition) < 0)
+                    continue
+                # 1,000 groups x 300 partitions: one pass without a call per partition.
+                topic_ends = ends_of.get(id(selected))
+                if topic_ends is None:
+                    topic_ends = ends_of[id(selected)] = [ends.get(tp, -1) for tp in selected]
+                offsets = group.get(selected[0].topic, _NO_COMMITS) if selected else _NO_COMMITS
+                for tp, end in zip(selected, topic_ends, strict=True):
+                    committed = offsets[tp.partition] if tp.partition < len(offsets) else -1
+                    if 0 <= committed < end or (committed < 0 and earliest):
+                        need_start.add(tp)
         starts = self._offsets(need_start, kafka.OffsetSpec.EARLIEST)
 
         columns = _Columns(selections, starts, ends)
         results: dict[Hashable, Result] = {}
+        readings: dict[Hashable, tuple[tuple[TopicOffsets, ...], tuple[array.array[int], ...]]]
+        readings = {}
         for target in targets:
             key = target.target_key()
             error = self._first_error(
@@ -231,9 +298,111 @@ class _Cycle:
             group = commits[target.consumer_group]
             topics = tuple(columns.of(topic, target) for topic in topics_of[key]
                            if topic in partitions_by_topic)
-            results[key] = KafkaReading(topics, tuple(
-                _aligned(group.get(t.topic), t.partitions) for t in topics))
+            readings[key] = (topics, tuple(_aligned(group.get(t.topic), t.partitions)
+                                           for t in topics))
+        times = self._record_times([t for t in targets if t.measures_age()], readings,
+                                   commits, read_at_ms)
+        for target in targets:
+            key = target.target_key()
+            if key in results:
+                continue
+            error = self._first_error([f"fetch:{topic}" for topic in topics_of[key]]
+                                      if target.measures_age() else [])
+            results[key] = error if error is not None else KafkaReading(
+                *readings[key], times.get(key))
         return results
+
+    def _record_times(self, targets: Sequence[KafkaMetadata], readings: Mapping[
+            Hashable, tuple[tuple[TopicOffsets, ...], tuple[array.array[int], ...]]],
+                      commits: dict[str, _GroupCommits], read_at_ms: int,
+                      ) -> dict[Hashable, record_times.RecordTimes]:
+        """The oldest unconsumed record's timestamp on each partition with lag of `targets`
+        (lagMetric: seconds), with one Fetch per leader for the offsets not read before, and
+        the consume rates of their groups."""
+        now = self._clock()
+        # Per target and topic: (index, what it needs) of each partition with lag; the others
+        # (most of them, usually) cost one comparison.
+        plans: dict[Hashable, list[list[tuple[int, record_times.Want]]]] = {}
+        wants: dict[tuple[str, str, int, int], record_times.Want] = {}
+        for target in targets:
+            key = target.target_key()
+            if key not in readings:
+                continue
+            options = target.age_options()
+            plan = plans[key] = []
+            for offsets, committed in zip(*readings[key], strict=True):
+                topic_id = self._topic_ids.get(offsets.topic, "")
+                waiting = []
+                for index, (partition, start, end, commit) in enumerate(zip(
+                        offsets.partitions, offsets.log_start, offsets.log_end, committed,
+                        strict=True)):
+                    if (commit >= 0 and commit >= end) or not age.waiting(
+                            start, end, None if commit < 0 else commit, options):
+                        continue
+                    # A commit below the log start (retention, DeleteRecords): the oldest
+                    # unconsumed record is the first retained one.
+                    at = max(commit, start)
+                    want = wants.get((topic_id, offsets.topic, partition, at))
+                    if want is None:
+                        want = wants[topic_id, offsets.topic, partition, at] = record_times.Want(
+                            (topic_id, offsets.topic, partition, at), end,
+                            self._leaders.get((offsets.topic, partition), -1))
+                    waiting.append((index, want))
+                plan.append(waiting)
+        if not plans:
+            return {}
+        try:
+            found, denied = self._times.timestamps(self._admin, wants.values(), now)
+        except kafka.errors.KafkaError as exc:
+            # Only the triggers that need the records get the error (their last good reading is
+            # served meanwhile); lagMetric: messages triggers still get their offsets.
+            error = _wrap(exc, self._where, "reading the oldest unconsumed records")
+            for topic in {want.key[1] for want in wants.values()}:
+                self._errors[f"fetch:{topic}"] = error
+            found = {key: (-1, age.TimestampKind.PENDING) for key in wants}
+            denied = {}
+        for topic, denial in denied.items():
+            self._errors[f"fetch:{topic}"] = BrokerAuthError(
+                f"{self._where}: lagMetric: seconds reads the oldest unconsumed record, and "
+                f"reading topic {topic!r} was refused ({type(denial).__name__}); grant the "
+                "scaler's user Read on the topic, or use lagMetric: messages")
+
+        # Columns without lag are the same for every target: made once per length and shared
+        # (and pickled once).
+        blanks: dict[int, tuple[array.array[int], array.array[int]]] = {}
+        rates: dict[tuple[str, str], array.array[float]] = {}
+        result = {}
+        for target in targets:
+            key = target.target_key()
+            if key not in plans:
+                continue
+            stamps, kinds, topic_rates = [], [], []
+            for offsets, waiting in zip(readings[key][0], plans[key], strict=True):
+                count = len(offsets.partitions)
+                if not waiting:
+                    blank = blanks.get(count)
+                    if blank is None:
+                        blank = blanks[count] = (array.array("q", [-1]) * count,
+                                                 array.array("b", bytes(count)))
+                    stamps.append(blank[0])
+                    kinds.append(blank[1])
+                else:
+                    topic_stamps = array.array("q", [-1]) * count
+                    topic_kinds = array.array("b", bytes(count))  # NOT_READ
+                    for index, want in waiting:
+                        topic_stamps[index], topic_kinds[index] = found[want.key]
+                    stamps.append(topic_stamps)
+                    kinds.append(topic_kinds)
+                by_partition = rates.get((target.consumer_group, offsets.topic))
+                if by_partition is None:
+                    by_partition = rates[target.consumer_group, offsets.topic] = (
+                        self._times.rates.observe(
+                            target.consumer_group, offsets.topic,
+                            commits[target.consumer_group].get(offsets.topic), now))
+                topic_rates.append(_aligned_rates(by_partition, offsets.partitions))
+            result[key] = record_times.RecordTimes(read_at_ms, tuple(stamps), tuple(kinds),
+                                                   tuple(topic_rates))
+        return result
 
     def _topics_of(self, target: KafkaMetadata,
                    commits: dict[str, _GroupCommits]) -> tuple[str, ...]:
@@ -277,6 +446,11 @@ class _Cycle:
             else:
                 result[name] = [kafka.TopicPartition(name, index) for index in
                                 sorted(p["partition_index"] for p in topic["partitions"])]
+                # For lagMetric: seconds: where to send Fetch, and which incarnation of the
+                # topic an offset belongs to (a recreated topic starts its offsets again).
+                self._topic_ids[name] = str(topic.get("topic_id", ""))
+                for p in topic["partitions"]:
+                    self._leaders[name, p["partition_index"]] = p.get("leader_id", -1)
         return result
 
     def _offsets(self, partitions: set[kafka.TopicPartition], spec: kafka.OffsetSpec
@@ -319,6 +493,7 @@ class _Cycle:
 
 _GroupCommits = dict[str, "array.array[int]"]
 """One group's committed offsets: per topic, indexed by partition, -1 where it has none."""
+_NO_COMMITS: array.array[int] = array.array("q")
 
 
 def _by_topic(answer: Mapping[kafka.TopicPartition, Any]) -> _GroupCommits:
@@ -351,6 +526,18 @@ def _aligned(offsets: array.array[int] | None, partitions: array.array[int]
         return offsets
     return array.array("q", [
         offsets[p] if offsets is not None and p < len(offsets) else -1 for p in partitions])
+
+
+def _aligned_rates(by_partition: array.array[float], partitions: array.array[int]
+                   ) -> array.array[float]:
+    """`by_partition` (indexed by partition) for `partitions`; shared when they are all the
+    partitions 0..n-1 (sorted and unique, so the ends tell)."""
+    count = len(partitions)
+    if count == len(by_partition) and (not count or (
+            partitions[0] == 0 and partitions[-1] == count - 1)):
+        return by_partition
+    return array.array("d", [by_partition[p] if p < len(by_partition) else -1.0
+                             for p in partitions])
 
 
 def _selection(selections: dict[tuple[str, Hashable], list[kafka.TopicPartition]],

@@ -1,7 +1,8 @@
 """Reads queue depth and rates from RabbitMQ's management HTTP API.
 
 `messages_ready + messages_unacknowledged` per queue, publish and deliver/get rates from
-`message_stats`, and for `useRegex` every page of `/api/queues/<vhost>?name=<regex>`. The
+`message_stats`, the head message's timestamp (`head_message_timestamp`, for MessageAge), and
+for `useRegex` every page of `/api/queues/<vhost>?name=<regex>`. The
 `columns=` filter keeps each answer small on a broker with thousands of queues; one keep-alive
 connection per broker serves every trigger.
 """
@@ -13,6 +14,7 @@ import http.client
 import json
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,8 +33,12 @@ if TYPE_CHECKING:
     from scaler.sources.rabbitmq.metadata import RabbitMQMetadata
 
 _MAX_PAGE_SIZE = 500
-_COLUMNS = ("name,messages_ready,messages_unacknowledged,consumers,"
+_COLUMNS = ("name,type,messages_ready,messages_unacknowledged,consumers,head_message_timestamp,"
             "message_stats.publish_details.rate,message_stats.deliver_get_details.rate")
+_NAMED_IN_ERRORS = 5
+_PUBLISH_WITH_TIMESTAMPS = (
+    "MessageAge needs publishers to set the AMQP timestamp property (whole seconds since the "
+    "epoch) on every message")
 
 
 class _NotFoundError(Exception):
@@ -94,7 +100,7 @@ class ManagementSource:
 
     def _read_regex(self, target: RabbitMQMetadata) -> RabbitMQReading | SourceError:
         try:
-            queues = [_queue_stats(item, self._where())
+            queues = [queue_stats(item, self._where())
                       for item in self._list(target.vhost, target.queue_name,
                                              target.effective_page_size)]
         except _NotFoundError:
@@ -105,7 +111,8 @@ class ManagementSource:
             return TargetNotFoundError(
                 f"{self._where()}: no queue in vhost {target.vhost!r} matches the regex "
                 f"{target.queue_name!r}")
-        return RabbitMQReading(vhost=target.vhost, queues=tuple(queues), via="http")
+        return self._checked(target, RabbitMQReading(
+            vhost=target.vhost, queues=tuple(queues), via="http", read_at=time.time()))
 
     def _read_named(self, vhost: str, targets: list[RabbitMQMetadata]
                     ) -> dict[Hashable, RabbitMQReading | SourceError]:
@@ -120,6 +127,7 @@ class ManagementSource:
         except _NotFoundError:
             error = self._not_found(vhost, None)
             return {target.target_key(): error for target in targets}
+        read_at = time.time()
         results: dict[Hashable, RabbitMQReading | SourceError] = {}
         for target in targets:
             item = found.get(target.queue_name)
@@ -127,13 +135,20 @@ class ManagementSource:
                 results[target.target_key()] = self._not_found(vhost, target.queue_name)
                 continue
             try:
-                stats = _queue_stats(item, self._where())
+                stats = queue_stats(item, self._where())
             except _NoStatisticsError as exc:
                 results[target.target_key()] = exc
                 continue
-            results[target.target_key()] = RabbitMQReading(vhost=vhost, queues=(stats,),
-                                                           via="http")
+            results[target.target_key()] = self._checked(target, RabbitMQReading(
+                vhost=vhost, queues=(stats,), via="http", read_at=read_at))
         return results
+
+    def _checked(self, target: RabbitMQMetadata, reading: RabbitMQReading
+                 ) -> RabbitMQReading | SourceError:
+        """The reading, or for MessageAge the error that says why it gives no age."""
+        if not target.needs_head_timestamp:
+            return reading
+        return head_timestamp_error(reading, self._where(), target.use_regex) or reading
 
     def _list(self, vhost: str, name_regex: str, page_size: int) -> list[Any]:
         """Every page of /api/queues/<vhost> whose names match (KEDA reads only the first)."""
@@ -187,7 +202,8 @@ class ManagementSource:
         return BrokerUnavailableError(f"{self._where()}: {type(exc).__name__}: {detail}")
 
 
-def _queue_stats(body: Any, where: str) -> QueueStats:
+def queue_stats(body: Any, where: str) -> QueueStats:
+    """One queue of a listing; raises for a queue the statistics have not sampled yet."""
     if not isinstance(body, dict):
         raise BrokerUnavailableError(f"{where}: answered with something other than a queue")
     if "messages_ready" not in body or "messages_unacknowledged" not in body:
@@ -196,6 +212,11 @@ def _queue_stats(body: Any, where: str) -> QueueStats:
         raise _NoStatisticsError(
             f"{where}: no statistics yet for queue {body.get('name')!r}; retry shortly")
     stats = body.get("message_stats") or {}
+    head = body.get("head_message_timestamp")
+    if head is not None and (isinstance(head, bool) or not isinstance(head, int)):
+        # The AMQP timestamp property is whole seconds since the epoch.
+        raise BrokerUnavailableError(f"{where}: head_message_timestamp of queue "
+                                     f"{body.get('name')!r} is not a whole number")
     return QueueStats(
         name=str(body.get("name", "")),
         ready=int(body["messages_ready"]),
@@ -204,4 +225,55 @@ def _queue_stats(body: Any, where: str) -> QueueStats:
         publish_rate=float((stats.get("publish_details") or {}).get("rate", 0.0)),
         deliver_get_rate=float((stats.get("deliver_get_details") or {}).get("rate", 0.0)),
         consumers=int(body.get("consumers", 0)),
+        # null: an empty queue, a head message without a timestamp or kept on disk only;
+        # absent: a queue type that does not report it (RabbitMQ 3.10: quorum), or a classic
+        # queue not sampled yet.
+        head_message_timestamp=head,
+        reports_head_timestamp="head_message_timestamp" in body,
+        queue_type=str(body["type"]) if "type" in body else None,
     )
+
+
+def head_timestamp_error(reading: RabbitMQReading, where: str, is_regex: bool
+                         ) -> SourceError | None:
+    """For MessageAge: why `reading` gives no age, or None when it does. A queue that holds
+    messages without a head timestamp is an error, never age 0: an old message without one
+    would otherwise read as fresh and let the workload scale down.
+
+    RabbitMQ 3.10's management API samples a queue's message counts and its
+    head_message_timestamp separately (about half a statistics interval apart, measured): after
+    a purge, or when a drained queue refills, a sample can show messages with a null head for
+    up to one interval. Hence retriable (UNAVAILABLE; the poller serves the last good age until
+    --stale-after meanwhile), not NOT_FOUND, which is answered at once and would fail each such
+    instant. A queue type that never reports the field (quorum, stream) is NOT_FOUND."""
+    unsupported = [q for q in reading.queues
+                   if not q.reports_head_timestamp and q.queue_type not in (None, "classic")]
+    if unsupported:
+        kinds = ", ".join(sorted({str(q.queue_type) for q in unsupported}))
+        narrow = "; narrow queueName to classic queues" if is_regex else ""
+        return TargetNotFoundError(
+            f"{where}: {_named(unsupported)} in vhost {reading.vhost!r} "
+            f"report{'s' if len(unsupported) == 1 else ''} no "
+            f"head_message_timestamp ({kinds}; RabbitMQ 3.10 reports it for classic queues "
+            f"only), so MessageAge cannot be measured there{narrow}; "
+            "ExpectedQueueConsumptionTime (DrainTime) works on every queue type")
+    untimed = [q for q in reading.queues if q.messages and q.head_message_timestamp is None]
+    if untimed:
+        return BrokerUnavailableError(
+            f"{where}: {_named(untimed)} in vhost {reading.vhost!r} "
+            f"hold{'s' if len(untimed) == 1 else ''} messages but the statistics report no "
+            "timestamp for the head message (head_message_timestamp null). "
+            f"{_PUBLISH_WITH_TIMESTAMPS}. RabbitMQ 3.10 also reports null for a head message "
+            "kept on disk only (a lazy classic queue, or messages paged out under memory "
+            "pressure), and for up to one statistics interval after a queue is purged or a "
+            "drained queue refills, so this read is retried")
+    return None
+
+
+def _named(queues: list[QueueStats]) -> str:
+    """'queue 'a'' or 'queues 'a', 'b' and 3 more', for error messages."""
+    names = ", ".join(repr(q.name) for q in queues[:_NAMED_IN_ERRORS])
+    more = len(queues) - _NAMED_IN_ERRORS
+    if len(queues) == 1:
+        return f"queue {names}"
+    return f"queues {names}" + (f" and {more} more" if more > 0 else "")

@@ -1,6 +1,6 @@
 """`source: rabbitmq` metadata: every key of SPEC §3.2 declared once, KEDA's validation rules
-(rates and regex need the management API, mode and value go together), vhost and sub-path
-from the URL, and the metric name KEDA would give the trigger."""
+(rates, message ages and regex need the management API, mode and value go together), vhost and
+sub-path from the URL, and the metric name KEDA would give the trigger."""
 
 from __future__ import annotations
 
@@ -98,10 +98,12 @@ class RabbitMQMetadata:
             problems.append(MetadataError("value", None, "is required when mode is set"))
         if self.value is not None and self.mode is None:
             problems.append(MetadataError("mode", None, "is required when value is set"))
-        if self.effective_mode.needs_rates and not self.is_http:
+        if self.effective_mode.needs_management_api and not self.is_http:
             problems.append(MetadataError(
                 "mode", repr(self.effective_mode.value),
                 f"{http_only}; over AMQP only QueueLength is available"))
+        if self.effective_mode is depth.Mode.MESSAGE_AGE:
+            problems.extend(self._validate_message_age())
         if self.use_regex and not self.is_http:
             problems.append(MetadataError("useRegex", "true with an AMQP host", http_only))
         for key, is_set in (("operation", self.operation is not None),
@@ -130,6 +132,22 @@ class RabbitMQMetadata:
                 "caFile", repr(self.ca_file), "needs an amqps:// or https:// host"))
         return problems
 
+    def _validate_message_age(self) -> list[MetadataError]:
+        problems = []
+        if self.operation not in (None, depth.Operation.MAX):
+            problems.append(MetadataError(
+                "operation", f"{self.operation.value!r} with mode MessageAge",
+                "must be max (the default with MessageAge): the age of the oldest head message "
+                "over the matching queues; a sum or an average of ages is the age of no "
+                "message"))
+        if self.exclude_unacknowledged:
+            problems.append(MetadataError(
+                "excludeUnacknowledged", "true with mode MessageAge",
+                "does not apply to MessageAge: RabbitMQ's head_message_timestamp is the oldest "
+                "of the next ready message and the messages delivered but not yet "
+                "acknowledged, and cannot leave the latter out"))
+        return problems
+
     def _validate_regex(self) -> list[MetadataError]:
         if len(self.queue_name) > _MAX_REGEX_LENGTH:
             return [MetadataError("queueName", f"{len(self.queue_name)} characters",
@@ -148,6 +166,21 @@ class RabbitMQMetadata:
     @property
     def effective_mode(self) -> depth.Mode:
         return self.mode or depth.Mode.QUEUE_LENGTH
+
+    @property
+    def effective_operation(self) -> depth.Operation:
+        """KEDA's default sum, except for MessageAge, whose only meaningful aggregate is max."""
+        if self.operation is not None:
+            return self.operation
+        if self.effective_mode is depth.Mode.MESSAGE_AGE:
+            return depth.Operation.MAX
+        return depth.Operation.SUM
+
+    @property
+    def needs_head_timestamp(self) -> bool:
+        """MessageAge: the source answers an error for a queue that holds messages but whose
+        head carries no timestamp, so such triggers are read as targets of their own."""
+        return self.effective_mode is depth.Mode.MESSAGE_AGE
 
     @property
     def timeout_s(self) -> float:
@@ -194,8 +227,10 @@ class RabbitMQMetadata:
                 self.vhost, self.credentials, self.unsafe_ssl, self.ca_file)
 
     def target_key(self) -> Hashable:
+        # needs_head_timestamp: a queue without head timestamps is an error for MessageAge
+        # only; other modes on the same queue still get their reading.
         return (self.connection_key(), self.vhost, self.queue_name, self.use_regex,
-                self.effective_page_size)
+                self.effective_page_size, self.needs_head_timestamp)
 
     def metric_name(self) -> str:
         # KEDA's name: rabbitmq-<queue name, query-escaped>, then normalised.
@@ -203,6 +238,9 @@ class RabbitMQMetadata:
 
     def target_value(self) -> float:
         return self.options().value
+
+    def measures_arrivals(self) -> bool:
+        return self.is_http  # publish rates come from the management API only
 
     def needs_progress(self) -> bool:
         return False
@@ -219,6 +257,5 @@ class RabbitMQMetadata:
     def decide(self, reading: base.Reading, bounds: policy.ReplicaBounds,
                stalled: frozenset[Hashable]) -> policy.Decision:
         assert isinstance(reading, RabbitMQReading)  # noqa: S101 - the poller pairs them
-        facts = reading.facts(self.exclude_unacknowledged,
-                              self.operation or depth.Operation.SUM)
+        facts = reading.facts(self.exclude_unacknowledged, self.effective_operation)
         return depth.decide(facts, self.options(), bounds)
