@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable
 from typing import NamedTuple
 
 from scaler.policy import Decision, ReplicaBounds, comparison, decide_replicas
-from scaler.policy.lag import OffsetResetPolicy
+from scaler.policy.lag import OffsetResetPolicy, smallest_divisor_at_least
 
 FUTURE_TOLERANCE_MS = 5 * 60 * 1000
 """A timestamp further ahead of the read time than this is not believed (a producer's clock or
@@ -168,7 +168,7 @@ def decide(
 
     if options.ensure_even_distribution_of_partitions and value > 0:
         consumers = math.ceil(value / threshold)
-        factor = _smallest_divisor_at_least(count, consumers)
+        factor = smallest_divisor_at_least(count, consumers)
         if factor != consumers:
             value = _value_for(factor, threshold)
             reasons.append(f"rounded up to {factor} consumers, a divisor of {count} partitions")
@@ -205,11 +205,3 @@ def _value_for(replicas: int, threshold: float) -> float:
     while value > 0 and math.ceil(value / threshold) > replicas:
         value = math.nextafter(value, 0.0)
     return value
-
-
-def _smallest_divisor_at_least(total: int, wanted: int) -> int:
-    """Smallest divisor of `total` that is >= `wanted`, so partitions split evenly."""
-    for candidate in range(max(1, wanted), total + 1):
-        if total % candidate == 0:
-            return candidate
-    return max(total, wanted)

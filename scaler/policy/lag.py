@@ -104,7 +104,7 @@ def decide(
 
     if options.ensure_even_distribution_of_partitions and value > 0:
         consumers = _ceil_div(value, threshold)
-        factor = _smallest_divisor_at_least(len(partitions), consumers)
+        factor = smallest_divisor_at_least(len(partitions), consumers)
         if factor != consumers:
             value = factor * threshold
             reasons.append(
@@ -139,7 +139,7 @@ def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
-def _smallest_divisor_at_least(total: int, wanted: int) -> int:
+def smallest_divisor_at_least(total: int, wanted: int) -> int:
     """Smallest divisor of `total` that is >= `wanted`, so partitions split evenly."""
     for candidate in range(max(1, wanted), total + 1):
         if total % candidate == 0:

@@ -277,6 +277,14 @@ class ArtemisHelper:
                     "arguments": [queue, True, True]} for queue in queues])
 
 
+# Debian's ActiveMQ has no web console, so Jolokia is the JVM agent's, at /jolokia/ over https
+# and not at the console's /api/jolokia that KEDA's default template reads: the user gives the
+# template, with KEDA's placeholders.
+AGENT_TEMPLATE = ("https://{{.ManagementEndpoint}}/jolokia/read/org.apache.activemq:type=Broker,"
+                  "brokerName={{.BrokerName}},destinationType=Queue,"
+                  "destinationName={{.DestinationName}}/QueueSize")
+
+
 class ClassicHelper:
     """Adds, fills and removes queues on the testbed's ActiveMQ Classic through its Jolokia
     agent, over https (one bulk request per call)."""

@@ -6,14 +6,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from scaler import sources
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.errors import BrokerUnavailableError, MetadataErrors
+from scaler.poller import Poller
 from scaler.service import Evaluation, parse
-from tests.integration.brokers import ArtemisHelper, KafkaHelper, RabbitMQHelper
+from tests.integration.brokers import (
+    AGENT_TEMPLATE,
+    ArtemisHelper,
+    ClassicHelper,
+    KafkaHelper,
+    RabbitMQHelper,
+)
+from tests.integration.conftest import TEST_POLLER
 
 Evaluate = Callable[..., Awaitable[Evaluation]]
 Names = Callable[[str], str]
@@ -142,3 +152,37 @@ async def test_kafka_replicas_follow_the_log_end_offsets_growth(
     peak = max(e.decision.desired_replicas for e in busy)
     assert 5 <= peak <= 12, [e.decision.reasons for e in busy[-2:]]  # never past 12 partitions
     assert calm[-1].decision.desired_replicas == 1, calm[-1].decision.reasons
+
+
+async def test_classic_replicas_follow_the_enqueue_count(
+        evaluate: Evaluate, classic_helper: ClassicHelper, unique_name: Names,
+        tmp_path: Path) -> None:
+    queue = unique_name("q")
+    classic_helper.create(queue)
+    # The agent serves https with the test CA, which only a named connection may give.
+    connections = tmp_path / "connections.toml"
+    connections.write_text(
+        f'[connections.classic]\nsource = "activemq"\nflavor = "classic"\n'
+        f'managementEndpoint = "{classic_helper.endpoint}"\ncaFile = "{classic_helper.ca_file}"\n'
+        f'username = "{classic_helper.user}"\npassword = "{classic_helper.password}"\n')
+    trigger = parse({"source": "activemq", "connection": "classic", "brokerName":
+                     classic_helper.broker, "destinationName": queue,
+                     "restAPITemplate": AGENT_TEMPLATE, **STRATEGY},
+                    sources.load_connections(str(connections)))
+    poller = Poller(TEST_POLLER)
+    half_life = trigger.common.arrival_rate_half_life
+    try:
+        rates = []
+        for _ in range(12):  # about 3 s of some 20 messages/s
+            await asyncio.to_thread(classic_helper.send, queue, 5)
+            snapshot = await poller.read(trigger.source, half_life)
+            rates.append(snapshot.arrival_rates.get(half_life))
+            await asyncio.sleep(0.25)
+    finally:
+        poller.close()
+        classic_helper.delete(queue)
+
+    assert rates[0] is None  # one reading of the counter is no rate yet
+    measured = [rate for rate in rates if rate is not None]
+    assert measured, rates
+    assert 5 < measured[-1] < 60, rates
