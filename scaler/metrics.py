@@ -30,6 +30,10 @@ class ScalerMetrics:
         self.desired_replicas = Gauge(
             "queue_scaler_desired_replicas", "Replicas the scaler expects the HPA to choose.",
             _PER_OBJECT, registry=registry)
+        self.arrival_rate = Gauge(
+            "queue_scaler_arrival_rate_messages_per_second",
+            "Smoothed arrival rate behind a scalingStrategy: throughput decision.", _PER_OBJECT,
+            registry=registry)
         self.data_age = Gauge(
             "queue_scaler_data_age_seconds", "Age of the broker reading behind the last answer.",
             _PER_OBJECT, registry=registry)
@@ -84,12 +88,16 @@ class ScalerMetrics:
         self.active.labels(*labels).set(1 if is_active else 0)
         self.desired_replicas.labels(*labels).set(desired_replicas)
 
+    def record_arrival_rate(self, namespace: str, name: str, source: str,
+                            rate: float) -> None:
+        self.arrival_rate.labels(namespace, name, source).set(rate)
+
     def record_data_age(self, namespace: str, name: str, source: str, seconds: float) -> None:
         self.data_age.labels(namespace, name, source).set(seconds)
 
     def forget(self, namespace: str, name: str, source: str) -> None:
         """Drops a ScaledObject's series once KEDA stops asking about it."""
         for gauge in (self.metric_value, self.backlog, self.active, self.desired_replicas,
-                      self.data_age):
+                      self.arrival_rate, self.data_age):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, name, source)

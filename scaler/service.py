@@ -144,9 +144,11 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
                                              snapshot.stalled)
             options = trigger.common.throughput_options()
             if options is not None:
-                decision = throughput.decide(
-                    decision, snapshot.arrival_rates.get(options.half_life_s), options,
-                    trigger.common.bounds())
+                rate = snapshot.arrival_rates.get(options.half_life_s)
+                decision = throughput.decide(decision, rate, options, trigger.common.bounds())
+                if rate is not None:
+                    self._metrics.record_arrival_rate(namespace, name, trigger.common.source,
+                                                      rate)
             evaluation = Evaluation(trigger, snapshot, decision)
             self._metrics.record_decision(
                 namespace, name, trigger.common.source,

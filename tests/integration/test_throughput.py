@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scaler import sources
+from scaler import app, sources
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.errors import BrokerUnavailableError, MetadataErrors
@@ -92,6 +92,25 @@ async def test_the_metric_kedas_hpa_gets_is_the_replica_count_per_replica_target
     # No arrival rate yet (one poll), a backlog of 3 with an hour to drain: 1 replica.
     assert metrics.metricValues[0].metricValueFloat == 1
     assert (await stub.IsActive(so_ref)).result is True
+
+
+async def test_the_arrival_rate_is_exported_per_scaled_object(
+        scaler: app.App, stub: pb_grpc.ExternalScalerStub, artemis_helper: ArtemisHelper,
+        queue: str) -> None:
+    so_ref = pb.ScaledObjectRef(name="exported", namespace="default",
+                                scalerMetadata=artemis_trigger(artemis_helper, queue))
+    labels = {"namespace": "default", "scaled_object": "exported", "source": "activemq"}
+    rate = None
+    for _ in range(40):  # the rate needs two polls (0.5 s apart in the test settings)
+        await asyncio.to_thread(artemis_helper.send, queue, 5)
+        await stub.IsActive(so_ref)
+        rate = scaler.registry.get_sample_value(
+            "queue_scaler_arrival_rate_messages_per_second", labels)
+        if rate:
+            break
+        await asyncio.sleep(0.25)
+    assert rate is not None
+    assert rate > 0
 
 
 async def test_rabbitmq_replicas_follow_the_management_api_s_publish_rate(
