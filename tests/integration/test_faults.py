@@ -191,6 +191,10 @@ def stop_rabbitmq(service: RabbitMQ, how: str) -> None:
     if how == "stop_app":
         service.ctl("stop_app")  # the node stays up, the broker application stops
     else:
+        # RabbitMQ writes a queue's declaration to its schema log lazily: killed seconds after
+        # the declare, the node came back without the durable queue (NOT_FOUND, correctly).
+        # The outage is what this test is about, so the schema is written out first.
+        service.ctl("eval", "mnesia:dump_log().")
         service.kill()  # SIGKILL of the Erlang VM: no goodbye to any client
 
 
