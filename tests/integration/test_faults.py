@@ -14,7 +14,7 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from scaler import app
+from scaler import app, errors, sources
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
@@ -145,6 +145,31 @@ async def test_black_hole_broker_is_bounded_and_does_not_slow_others(
     # DEADLINE_EXCEEDED, and the healthy one kept answering meanwhile.
     assert stuck_answers == [grpc.StatusCode.UNAVAILABLE] * 4
     assert healthy_answers == [True] * 10
+
+
+def test_amqp_handshake_that_never_finishes_is_broker_unavailable() -> None:
+    """pika gives up on such a peer with its own exception (not an AMQPError); the reader says
+    UNAVAILABLE for it itself, rather than leaving it to the poller's timeout of the same
+    length."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(10)  # connections complete in the kernel; no AMQP handshake ever comes back
+    try:
+        trigger = sources.parse_trigger({
+            "source": "rabbitmq", "queueName": "q",
+            "hostFromEnv": f"amqp://u:hole-secret@127.0.0.1:{hole.getsockname()[1]}/"})
+        target = trigger.source
+        reader = target.open_source(timeout_s=1.0)
+        try:
+            with pytest.raises(errors.BrokerUnavailableError) as failed:
+                reader.read_many([target])
+        finally:
+            reader.close()
+    finally:
+        hole.close()
+
+    assert "no AMQP handshake within 1 s" in str(failed.value)
+    assert "hole-secret" not in str(failed.value)
 
 
 async def test_deleted_topic_fails_only_its_scaled_object(

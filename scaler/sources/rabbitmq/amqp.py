@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
 
 from scaler import redaction
 from scaler.errors import (
@@ -93,6 +94,12 @@ class AmqpSource:
         except pika.exceptions.ConnectionClosedByBroker as exc:
             self._close_connection()
             raise self._refusal(target, exc.reply_code, exc.reply_text) from exc
+        except AMQPConnectorStackTimeout as exc:
+            # Not an AMQPError: pika's own for a peer that never finishes the handshake.
+            self._close_connection()
+            raise BrokerUnavailableError(
+                f"{where}: no AMQP handshake within {self._timeout_s:g} s (is this the AMQP "
+                "port, with amqps:// where it serves TLS?)") from exc
         except (pika.exceptions.AMQPError, OSError) as exc:
             self._close_connection()
             raise BrokerUnavailableError(
