@@ -7,12 +7,15 @@ from __future__ import annotations
 from tests.testbed.activemq import ActiveMQ
 from tests.testbed.artemis import Artemis
 from tests.testbed.kafka import Kafka
+from tests.testbed.kube.cluster import Kube
 from tests.testbed.places import Places
+from tests.testbed.prometheus import Prometheus
 from tests.testbed.rabbitmq import RabbitMQ
 from tests.testbed.service import Service
 
 SERVICES: dict[str, type[Service]] = {"kafka": Kafka, "rabbitmq": RabbitMQ, "artemis": Artemis,
-                                      "activemq": ActiveMQ}
+                                      "activemq": ActiveMQ, "prometheus": Prometheus,
+                                      "kube": Kube}
 
 
 def open_service(name: str, places: Places | None = None) -> Service:
