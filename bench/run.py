@@ -13,6 +13,8 @@
 2. activation: produce to an idle topic (publish to an idle queue) -> `true` on an open
    StreamIsActive.
 3. lag math: one decision over 100,000 partitions, in memory.
+4. status page: rendering `/` at 1,000 triggers with 30 minutes of history, in memory
+   (bench/status_page.py).
 Prints tables; writes nothing. Figures go to bench/README.md by hand, with the machine.
 """
 
@@ -35,6 +37,7 @@ sys.path.insert(0, str(REPO))
 import grpc  # noqa: E402
 import kafka  # noqa: E402
 import pika  # noqa: E402
+import status_page as page_bench  # noqa: E402 - bench/status_page.py, beside this file
 from kafka.admin import NewTopic  # noqa: E402
 from kafka.structs import OffsetAndMetadata  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -325,13 +328,15 @@ def main() -> None:
     parser.add_argument("--layouts", default="100x30,10x300",
                         help="topics x partitions; the baseline runs on the first only")
     parser.add_argument("--trials", type=int, default=50)
-    parser.add_argument("--only", choices=("fan-in", "activation", "lag-math"))
+    parser.add_argument("--only", choices=("fan-in", "activation", "lag-math", "status-page"))
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
     started = time.monotonic()
     if args.only in (None, "lag-math"):
         show("lag math", [lag_math()])
+    if args.only in (None, "status-page"):
+        show("status page", [page_bench.measure()])
     if args.only in (None, "fan-in"):
         sizes = [int(s) for s in args.sizes.split(",")]
         baseline_sizes = [int(s) for s in args.baseline_sizes.split(",") if s]

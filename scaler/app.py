@@ -17,6 +17,7 @@ import prometheus_client
 
 from scaler import logs, server
 from scaler.decisions import DecisionLog
+from scaler.history import History
 from scaler.metrics import ScalerMetrics
 from scaler.poller import Poller, PollerSettings
 from scaler.service import Evaluation, ExternalScalerService
@@ -91,7 +92,8 @@ async def start(settings: Settings, connections: Connections = NO_CONNECTIONS) -
     decisions = DecisionLog(
         settings.idle_after_s, time.monotonic,
         on_forget=lambda key, old: metrics.forget(key[0], key[1], old.source_name))
-    service = ExternalScalerService(poller, metrics, decisions, connections)
+    history = History(time.monotonic)
+    service = ExternalScalerService(poller, metrics, decisions, connections, history)
     grpc_server, health_servicer, grpc_port = server.create_server(
         settings.grpc_address, service, _tls_files(settings),
         server.Limits(settings.max_streams_per_connection, settings.max_request_bytes))
@@ -100,7 +102,8 @@ async def start(settings: Settings, connections: Connections = NO_CONNECTIONS) -
         settings.http_address,
         render_metrics=lambda: (prometheus_client.generate_latest(registry),
                                 prometheus_client.CONTENT_TYPE_LATEST),
-        is_ready=ready.is_set, explain_all=decisions.all, explain_one=decisions.of)
+        is_ready=ready.is_set, explain_all=decisions.all, explain_one=decisions.of,
+        status=history.view)
     app = App(settings, registry, reader, poller, grpc_server, health_servicer, grpc_port,
               http, ready)
     await grpc_server.start()
@@ -138,7 +141,7 @@ def run(settings: Settings, connections: Connections = NO_CONNECTIONS) -> None:
     # reads), each one stopping every thread. With rarer young collections, short-lived garbage
     # dies young and there were none (bench/README.md).
     gc.set_threshold(50_000, 20, 100)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     asyncio.run(serve(settings, connections))
 
 

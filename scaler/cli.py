@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from scaler import app
+from scaler import app, logs
 from scaler.errors import MetadataErrors, ScalerError
 from scaler.settings import Settings
 from scaler.sources import ConnectionsFileError, load_connections
@@ -57,6 +57,13 @@ def _whole_number(minimum: int) -> Callable[[str], int]:
     return convert
 
 
+def _log_format(value: str) -> str:
+    if value.lower() not in logs.FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(logs.FORMATS)}, got {value!r}")
+    return value.lower()
+
+
 def _log_level(value: str) -> str:
     levels = ("DEBUG", "INFO", "WARNING", "ERROR")
     if value.upper() not in levels:
@@ -66,7 +73,8 @@ def _log_level(value: str) -> str:
 
 _SETTING_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ("grpc_address", "--grpc-address", _address, "HOST:PORT of the gRPC ExternalScaler"),
-    ("http_address", "--http-address", _address, "HOST:PORT of /metrics, /healthz, /readyz"),
+    ("http_address", "--http-address", _address,
+     "HOST:PORT of the status page, /metrics, /healthz, /readyz"),
     ("broker_timeout_s", "--broker-timeout", _positive_seconds, "seconds one broker read may take"),
     ("poll_interval_s", "--poll-interval", _positive_seconds,
      "seconds between background reads of each watched target"),
@@ -83,6 +91,8 @@ _SETTING_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ("shutdown_grace_s", "--shutdown-grace", _positive_seconds,
      "seconds in-flight RPCs get after SIGTERM"),
     ("log_level", "--log-level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
+    ("log_format", "--log-format", _log_format,
+     "text, or json: one JSON object per line"),
     ("connections_file", "--connections-file", _readable_file,
      "TOML file of named broker connections that triggers use with connection: <name>"),
     ("max_streams_per_connection", "--max-streams-per-connection", _whole_number(1),

@@ -29,6 +29,7 @@ from scaler.errors import (
     ScalerError,
     TargetNotFoundError,
 )
+from scaler.history import INVALID_METADATA, Change, History
 from scaler.metrics import ScalerMetrics
 from scaler.policy import throughput
 from scaler.poller import Poller, Snapshot
@@ -76,6 +77,7 @@ class Evaluation:
         }
         if self.snapshot.last_error is not None:
             described["lastError"] = str(self.snapshot.last_error)
+            described["lastErrorCode"] = status_for(self.snapshot.last_error).name
         return described
 
 
@@ -113,16 +115,18 @@ def parse(metadata: Mapping[str, str],
 
 class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[misc]
     def __init__(self, poller: Poller, metrics: ScalerMetrics, decisions: DecisionLog,
-                 connections: sources.Connections = sources.NO_CONNECTIONS) -> None:
+                 connections: sources.Connections = sources.NO_CONNECTIONS,
+                 history: History | None = None) -> None:
         self._connections = connections
         self._poller = poller
         self._metrics = metrics
         self._decisions = decisions
+        self._history = History(time.monotonic) if history is None else history
 
     async def evaluate(self, namespace: str, name: str, metadata: Mapping[str, str]
                        ) -> Evaluation:
         """The decision for one trigger from the newest broker reading."""
-        trigger = parse(metadata, self._connections)
+        trigger = self._parse(namespace, name, metadata)
         try:
             snapshot = await self._poller.read(trigger.source, _half_life(trigger))
         except ScalerError as exc:
@@ -154,15 +158,37 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
                 namespace, name, trigger.common.source,
                 metric_value=decision.metric_value, backlog=decision.backlog,
                 is_active=decision.is_active, desired_replicas=decision.desired_replicas)
+            error = snapshot.last_error
+            change = self._history.record_decision(
+                key, trigger.common.source, metric_value=decision.metric_value,
+                target=decision.target, desired_replicas=decision.desired_replicas,
+                is_active=decision.is_active, read_at=snapshot.read_at,
+                error=None if error is None else str(error),
+                error_code=None if error is None else status_for(error).name)
+            if change is not None:
+                _log_change(key, trigger.common.source, decision, change)
         self._metrics.record_data_age(namespace, name, trigger.common.source,
                                       self._poller.age_of(snapshot))
         self._decisions.record(key, evaluation)
         return evaluation
 
+    def _parse(self, namespace: str, name: str, metadata: Mapping[str, str]
+               ) -> sources.Trigger:
+        """parse(), keeping bad metadata on the status page too (there is no metric name yet)."""
+        try:
+            return parse(metadata, self._connections)
+        except MetadataErrors as exc:
+            self._history.record_error((namespace, name, INVALID_METADATA),
+                                       metadata.get("source", "?")[:40], str(exc),
+                                       status_for(exc).name)
+            raise
+
     def _record_error(self, namespace: str, name: str, trigger: sources.Trigger,
                       error: Exception) -> None:
-        self._decisions.record((namespace, name, trigger.source.metric_name()),
-                               Failure(trigger.common.source, error))
+        key = (namespace, name, trigger.source.metric_name())
+        self._decisions.record(key, Failure(trigger.common.source, error))
+        self._history.record_error(key, trigger.common.source, str(error),
+                                   status_for(error).name)
 
     async def IsActive(self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
                        ) -> pb.IsActiveResponse:
@@ -173,7 +199,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
     async def GetMetricSpec(self, request: pb.ScaledObjectRef,
                             context: grpc.aio.ServicerContext) -> pb.GetMetricSpecResponse:
         async with self._rpc("GetMetricSpec", context):
-            trigger = parse(request.scalerMetadata, self._connections)
+            trigger = self._parse(request.namespace, request.name, request.scalerMetadata)
             # The throughput strategy reports replicas, one per replica (scaler.policy.throughput).
             target = (1.0 if trigger.common.throughput_options() is not None
                       else trigger.source.target_value())
@@ -227,6 +253,35 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
 
     def _rpc(self, method: str, context: grpc.aio.ServicerContext) -> _RpcScope:
         return _RpcScope(method, context, self._metrics)
+
+
+def _log_change(key: tuple[str, str, str], source: str, decision: policy.Decision,
+                change: Change) -> None:
+    """One line when a decision flips activity or changes the replica count (a trigger's
+    first decision only at DEBUG: after a restart every trigger has one). The reasons name
+    only numbers, keys and target names, never a secret."""
+    namespace, name, metric = key
+    if change.is_first:
+        activity = "active" if change.is_active else "inactive"
+        replicas = f"{change.desired_replicas}"
+    else:
+        activity = (f"{'active' if change.was_active else 'inactive'} -> "
+                    f"{'active' if change.is_active else 'inactive'}"
+                    if change.was_active != change.is_active
+                    else f"still {'active' if change.is_active else 'inactive'}")
+        replicas = f"{change.previous_replicas} -> {change.desired_replicas}"
+    reason = "; ".join(decision.reasons)
+    log.log(logging.DEBUG if change.is_first else logging.INFO,
+            "%s %s/%s (%s): %s, desired replicas %s: %s",
+            "first decision for" if change.is_first else "decision changed for",
+            namespace, name, metric, activity, replicas, reason,
+            extra={"event": "decision_first" if change.is_first else "decision_changed",
+                   "namespace": namespace, "scaledObject": name, "metricName": metric,
+                   "source": source, "wasActive": change.was_active,
+                   "isActive": change.is_active, "previousReplicas": change.previous_replicas,
+                   "desiredReplicas": change.desired_replicas,
+                   "metricValue": decision.metric_value, "targetPerReplica": decision.target,
+                   "reason": reason})
 
 
 def _half_life(trigger: sources.Trigger) -> float | None:

@@ -13,7 +13,8 @@ class Settings:
     grpc_address: str = "0.0.0.0:6000"
     """HOST:PORT for the gRPC ExternalScaler, health and reflection services (port 0: any)."""
     http_address: str = "0.0.0.0:8080"
-    """HOST:PORT for /metrics, /healthz and /readyz (port 0: any)."""
+    """HOST:PORT for the status page (/), /metrics, /healthz, /readyz and /scaledobjects
+    (port 0: any)."""
     broker_timeout_s: float = 2.5
     """Seconds one broker read may take. Below KEDA's ~3 s budget for an HPA-path call."""
     poll_interval_s: float = 2.0
@@ -50,3 +51,6 @@ class Settings:
     """Seconds in-flight RPCs get to finish after SIGTERM."""
     log_level: str = "INFO"
     """Python logging level name."""
+    log_format: str = "text"
+    """`text` (one human-readable line per record) or `json` (one JSON object per line, with
+    a decision change's namespace, ScaledObject and reason as fields of their own)."""

@@ -1,5 +1,6 @@
-"""The HTTP port: /metrics for Prometheus, /healthz (process alive), /readyz (serving gRPC),
-and /scaledobjects[/<namespace>/<name>]: each trigger's newest decision and why, as JSON.
+"""The HTTP port: / (the status page, scaler.status_page), /metrics for Prometheus, /healthz
+(process alive), /readyz (serving gRPC), and /scaledobjects[/<namespace>/<name>]: each
+trigger's newest decision and why, as JSON.
 
 A small threaded stdlib server: these endpoints are cheap, and keeping them off the asyncio
 loop means a scrape can never delay an RPC.
@@ -14,12 +15,17 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from scaler import status_page
+from scaler.history import View
+
 
 class HttpEndpoints:
     def __init__(self, address: str, *, render_metrics: Callable[[], tuple[bytes, str]],
                  is_ready: Callable[[], bool],
                  explain_all: Callable[[], list[dict[str, Any]]],
-                 explain_one: Callable[[str, str], list[dict[str, Any]]]) -> None:
+                 explain_one: Callable[[str, str], list[dict[str, Any]]],
+                 status: Callable[[str | None], View]) -> None:
+        """`status(namespace or None)`: what the status page shows."""
         host, _, port = address.rpartition(":")
         endpoints = self
 
@@ -34,6 +40,7 @@ class HttpEndpoints:
         self._is_ready = is_ready
         self._explain_all = explain_all
         self._explain_one = explain_one
+        self._status = status
         self._server = http.server.ThreadingHTTPServer((host, int(port)), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -51,8 +58,13 @@ class HttpEndpoints:
         self._server.server_close()
 
     def _serve(self, request: http.server.BaseHTTPRequestHandler) -> None:
-        path = request.path.split("?", 1)[0]
-        if path == "/metrics":
+        path, _, query = request.path.partition("?")
+        if path == "/":
+            # ?namespace= (empty) is the form's "all namespaces".
+            namespace = urllib.parse.parse_qs(query).get("namespace", [""])[0] or None
+            page = status_page.render(self._status(namespace), namespace)
+            _reply(request, 200, page.encode(), "text/html; charset=utf-8")
+        elif path == "/metrics":
             body, content_type = self._render_metrics()
             _reply(request, 200, body, content_type)
         elif path == "/healthz":
@@ -73,7 +85,8 @@ class HttpEndpoints:
                 _reply_json(request, 404, {"error": f"no decision for {namespace}/{name} yet: "
                                                     "KEDA has not asked about it recently"})
         else:
-            _reply(request, 404, b"not found: try /metrics, /healthz, /readyz, /scaledobjects\n")
+            _reply(request, 404,
+                   b"not found: try /, /metrics, /healthz, /readyz, /scaledobjects\n")
 
 
 def _reply_json(request: http.server.BaseHTTPRequestHandler, status: int,
