@@ -84,6 +84,9 @@ def poller_settings(settings: Settings) -> PollerSettings:
 
 async def start(settings: Settings, connections: Connections = NO_CONNECTIONS) -> App:
     registry = prometheus_client.CollectorRegistry()
+    # The serving process's CPU, memory, open files and start time (the reader process's are
+    # not in it).
+    prometheus_client.ProcessCollector(registry=registry)
     metrics = ScalerMetrics(registry)
     reader = ReaderProcess(settings.log_level, on_restart=metrics.record_reader_restart)
     reader.start()
@@ -93,6 +96,7 @@ async def start(settings: Settings, connections: Connections = NO_CONNECTIONS) -
         settings.idle_after_s, time.monotonic,
         on_forget=lambda key, old: metrics.forget(key[0], key[1], old.source_name))
     history = History(time.monotonic)
+    metrics.watch_answers(history, within_s=settings.idle_after_s)
     service = ExternalScalerService(poller, metrics, decisions, connections, history)
     grpc_server, health_servicer, grpc_port = server.create_server(
         settings.grpc_address, service, _tls_files(settings),

@@ -45,6 +45,12 @@ class Answer:
     """The newest error (also set when an older reading is served while reads fail)."""
     error_code: str | None = None
     """The gRPC status code name that error is answered with."""
+    stale: bool = False
+    """An error answer because the newest good reading is older than the staleness bound."""
+
+    @property
+    def is_error(self) -> bool:
+        return self.metric_value is None and self.error_code is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,12 +186,22 @@ class History:
         return Change(None if before is None else before[0], is_active,
                       None if before is None else before[1], desired_replicas)
 
-    def record_error(self, key: Key, source: str, error: str, error_code: str) -> None:
+    def record_error(self, key: Key, source: str, error: str, error_code: str,
+                     stale: bool = False) -> None:
         """Keeps an error answer; the samples and the last decision stay as they were."""
         now = self._clock()
         with self._lock:
-            self._touch(key, Answer(source, error=error, error_code=error_code), now)
+            self._touch(key, Answer(source, error=error, error_code=error_code, stale=stale),
+                        now)
         self._sweep(now)
+
+    def failing(self, within_s: float) -> list[tuple[Key, Answer]]:
+        """The triggers answered in the last `within_s` seconds whose newest answer was an
+        error."""
+        oldest = self._clock() - within_s
+        with self._lock:
+            return [(key, series.answer) for key, series in self._series.items()
+                    if series.answered_at >= oldest and series.answer.is_error]
 
     def view(self, namespace: str | None = None) -> View:
         """Every trigger (of `namespace`, when given), sorted by key, with its samples."""

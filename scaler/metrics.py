@@ -8,8 +8,13 @@ URLs, usernames or metadata values, so cardinality is bounded by the number of S
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from scaler.history import History
 
 _PER_OBJECT = ("namespace", "scaled_object", "source")
 
@@ -33,6 +38,11 @@ class ScalerMetrics:
         self.arrival_rate = Gauge(
             "queue_scaler_arrival_rate_messages_per_second",
             "Smoothed arrival rate behind a scalingStrategy: throughput decision.", _PER_OBJECT,
+            registry=registry)
+        self.target_per_replica = Gauge(
+            "queue_scaler_target_per_replica",
+            "Metric value one replica should carry (the target given to the HPA; 1 for "
+            "scalingStrategy: throughput, whose metric is the replica count).", _PER_OBJECT,
             registry=registry)
         self.data_age = Gauge(
             "queue_scaler_data_age_seconds", "Age of the broker reading behind the last answer.",
@@ -81,9 +91,11 @@ class ScalerMetrics:
         self.rpc_duration.labels(method).observe(seconds)
 
     def record_decision(self, namespace: str, name: str, source: str, *, metric_value: float,
-                        backlog: float, is_active: bool, desired_replicas: int) -> None:
+                        backlog: float, is_active: bool, desired_replicas: int,
+                        target: float) -> None:
         labels = (namespace, name, source)
         self.metric_value.labels(*labels).set(metric_value)
+        self.target_per_replica.labels(*labels).set(target)
         self.backlog.labels(*labels).set(backlog)
         self.active.labels(*labels).set(1 if is_active else 0)
         self.desired_replicas.labels(*labels).set(desired_replicas)
@@ -98,6 +110,35 @@ class ScalerMetrics:
     def forget(self, namespace: str, name: str, source: str) -> None:
         """Drops a ScaledObject's series once KEDA stops asking about it."""
         for gauge in (self.metric_value, self.backlog, self.active, self.desired_replicas,
-                      self.arrival_rate, self.data_age):
+                      self.target_per_replica, self.arrival_rate, self.data_age):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, name, source)
+
+    def watch_answers(self, history: History, within_s: float) -> None:
+        """Exports, at each scrape, which ScaledObjects' newest answer was an error, among
+        those answered in the last `within_s` seconds (a deleted ScaledObject stops asking and
+        drops out)."""
+        self.registry.register(_FailingAnswers(history, within_s))
+
+
+class _FailingAnswers(Collector):
+    def __init__(self, history: History, within_s: float) -> None:
+        self._history = history
+        self._within_s = within_s
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        errors = GaugeMetricFamily(
+            "queue_scaler_answer_error",
+            "1 while a ScaledObject's newest answer is an error, labelled with its gRPC code "
+            "(INVALID_ARGUMENT for metadata that does not parse).",
+            labels=(*_PER_OBJECT, "code"))
+        stale = GaugeMetricFamily(
+            "queue_scaler_answer_stale",
+            "1 while a ScaledObject is answered UNAVAILABLE because its newest good reading is "
+            "older than --stale-after.", labels=_PER_OBJECT)
+        for (namespace, name, _), answer in self._history.failing(self._within_s):
+            errors.add_metric((namespace, name, answer.source, answer.error_code or ""), 1)
+            if answer.stale:
+                stale.add_metric((namespace, name, answer.source), 1)
+        yield errors
+        yield stale

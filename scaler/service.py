@@ -27,6 +27,7 @@ from scaler.errors import (
     MetadataError,
     MetadataErrors,
     ScalerError,
+    StaleDataError,
     TargetNotFoundError,
 )
 from scaler.history import INVALID_METADATA, Change, History
@@ -157,7 +158,8 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
             self._metrics.record_decision(
                 namespace, name, trigger.common.source,
                 metric_value=decision.metric_value, backlog=decision.backlog,
-                is_active=decision.is_active, desired_replicas=decision.desired_replicas)
+                is_active=decision.is_active, desired_replicas=decision.desired_replicas,
+                target=decision.target)
             error = snapshot.last_error
             change = self._history.record_decision(
                 key, trigger.common.source, metric_value=decision.metric_value,
@@ -178,9 +180,11 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
         try:
             return parse(metadata, self._connections)
         except MetadataErrors as exc:
+            # Only a known source name: a metrics label must not carry a metadata value.
+            source = metadata.get("source", "")
             self._history.record_error((namespace, name, INVALID_METADATA),
-                                       metadata.get("source", "?")[:40], str(exc),
-                                       status_for(exc).name)
+                                       source if source in sources.SOURCES else "unknown",
+                                       str(exc), status_for(exc).name)
             raise
 
     def _record_error(self, namespace: str, name: str, trigger: sources.Trigger,
@@ -188,7 +192,7 @@ class ExternalScalerService(pb_grpc.ExternalScalerServicer):  # type: ignore[mis
         key = (namespace, name, trigger.source.metric_name())
         self._decisions.record(key, Failure(trigger.common.source, error))
         self._history.record_error(key, trigger.common.source, str(error),
-                                   status_for(error).name)
+                                   status_for(error).name, isinstance(error, StaleDataError))
 
     async def IsActive(self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
                        ) -> pb.IsActiveResponse:

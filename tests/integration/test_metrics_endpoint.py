@@ -46,6 +46,11 @@ async def one_good_one_broken(stub: pb_grpc.ExternalScalerStub, rabbitmq_helper:
         await stub.IsActive(pb.ScaledObjectRef(name="broken", namespace="shop", scalerMetadata={
             "source": "rabbitmq", "hostFromEnv": "amqp://guest:Sup3rSecret@127.0.0.1:1/",
             "queueName": queue}))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetMetricSpec(pb.ScaledObjectRef(name="typo", namespace="shop",
+                                                    scalerMetadata={
+            "source": "rabbitmq", "hostFromEnv": rabbitmq_helper.amqp_url, "queueName": queue,
+            "queueLenght": "5"}))
     return queue
 
 
@@ -62,6 +67,17 @@ async def test_metrics_follow_the_last_decision_and_carry_no_secrets(
     assert values[("queue_scaler_metric_value", labels)] == 45
     assert values[("queue_scaler_desired_replicas", labels)] == 3  # ceil(45 / 20)
     assert values[("queue_scaler_active", labels)] == 1
+    assert values[("queue_scaler_target_per_replica", labels)] == 20
+    # Which ScaledObjects are answered with an error, and with which code; none for mailer.
+    failing = {dict(labels)["scaled_object"]: dict(labels) for (name, labels), value
+               in values.items() if name == "queue_scaler_answer_error" and value == 1}
+    assert failing == {
+        "broken": {"namespace": "shop", "scaled_object": "broken", "source": "rabbitmq",
+                   "code": "UNAVAILABLE"},
+        "typo": {"namespace": "shop", "scaled_object": "typo", "source": "rabbitmq",
+                 "code": "INVALID_ARGUMENT"}}
+    assert not [name for name, _ in values if name == "queue_scaler_answer_stale"]
+    assert values[("process_resident_memory_bytes", frozenset())] > 0
     ok = frozenset({("method", "GetMetrics"), ("code", "OK")})
     assert values[("queue_scaler_grpc_requests_total", ok)] == 1
     unavailable = frozenset({("method", "IsActive"), ("code", "UNAVAILABLE")})

@@ -171,3 +171,22 @@ def test_a_value_that_is_no_number_is_shown_in_the_row_but_not_charted() -> None
 
     assert row.answer.metric_value == float("inf")
     assert len(row.times) == 0
+
+
+def test_failing_lists_recent_error_answers_until_a_decision_replaces_them() -> None:
+    clock = Clock()
+    history = History(clock)
+    stale_key: Key = ("shop", "orders", "kafka-orders")
+    history.record_error(KEY, "rabbitmq", "queue 'jobs' does not exist", "NOT_FOUND")
+    history.record_error(stale_key, "kafka", "newest good reading is 61 s old", "UNAVAILABLE",
+                         stale=True)
+    decide(history, ("shop", "fine", "rabbitmq-fine"), value=3)
+
+    failing = dict(history.failing(within_s=300))
+    assert set(failing) == {KEY, stale_key}
+    assert (failing[KEY].error_code, failing[KEY].stale) == ("NOT_FOUND", False)
+    assert (failing[stale_key].error_code, failing[stale_key].stale) == ("UNAVAILABLE", True)
+
+    decide(history, value=5)  # the queue is back
+    clock.now += 301  # and KEDA stopped asking about the stale one
+    assert history.failing(within_s=300) == []
