@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, and .ci/run calls exactly this): installs the Python
 # dependencies, then lints, type-checks, checks the import contracts and runs pytest. The tests
-# start the real services they use themselves (tests/testbed: Kafka, RabbitMQ, Artemis), unless
+# start the real services they use themselves (tests/testbed: Kafka, RabbitMQ, Artemis, ActiveMQ,
+# Prometheus; helm and Chromium too), unless
 # the QUEUE_SCALER_TEST_* variables already point at brokers of yours. Extra arguments go to
 # pytest.
 set -euo pipefail
