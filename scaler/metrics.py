@@ -136,9 +136,13 @@ class _FailingAnswers(Collector):
             "queue_scaler_answer_stale",
             "1 while a ScaledObject is answered UNAVAILABLE because its newest good reading is "
             "older than --stale-after.", labels=_PER_OBJECT)
-        for (namespace, name, _), answer in self._history.failing(self._within_s):
-            errors.add_metric((namespace, name, answer.source, answer.error_code or ""), 1)
-            if answer.stale:
-                stale.add_metric((namespace, name, answer.source), 1)
+        # Two failing triggers of one ScaledObject and source share a label set: one sample.
+        failing = self._history.failing(self._within_s)
+        for coded in sorted({(namespace, name, answer.source, answer.error_code or "")
+                             for (namespace, name, _), answer in failing}):
+            errors.add_metric(coded, 1)
+        for labels in sorted({(namespace, name, answer.source)
+                              for (namespace, name, _), answer in failing if answer.stale}):
+            stale.add_metric(labels, 1)
         yield errors
         yield stale

@@ -23,6 +23,9 @@ OBJECT = f'{SCALER}, namespace=~"$namespace", scaled_object=~"$scaled_object"'
 # Several scaler replicas may each have answered for one ScaledObject; they read the same broker.
 BY_TRIGGER = "max by (namespace, scaled_object, source)"
 TRIGGER_LEGEND = "{{namespace}}/{{scaled_object}} ({{source}})"
+# The variables offer every ScaledObject the scaler answers: with a decision, or with an error
+# only (one that never got a value has no desired replicas).
+ANSWERED = '__name__=~"queue_scaler_desired_replicas|queue_scaler_answer_error"'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,15 +61,16 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
     (SCALED_OBJECTS, (
         Panel("Backlog vs target",
               "Backlog: Kafka lag or queue depth before caps. Metric value: what KEDA's HPA "
-              "compares with the target (after caps). Per desired replica: the metric value "
-              "divided by the desired replicas, which sits at or just under the target per "
-              "replica while the replicas are not capped (the target itself is not exported).",
+              "compares with the target (after caps). Target x replicas: the target per replica "
+              "given to the HPA times the desired replicas, the most the metric value may be "
+              "for that many replicas. The metric value sits at or just under it while the "
+              "replicas follow the backlog; above it, the replicas are held at their maximum.",
               (Query(per_trigger("queue_scaler_backlog_messages"), f"backlog {TRIGGER_LEGEND}"),
                Query(per_trigger("queue_scaler_metric_value"),
                      f"metric value {TRIGGER_LEGEND}"),
-               Query(f"{per_trigger('queue_scaler_metric_value')} / "
-                     f"({per_trigger('queue_scaler_desired_replicas')} > 0)",
-                     f"per desired replica {TRIGGER_LEGEND}"))),
+               Query(f"{per_trigger('queue_scaler_target_per_replica')} * "
+                     f"{per_trigger('queue_scaler_desired_replicas')}",
+                     f"target x replicas {TRIGGER_LEGEND}"))),
         Panel("Metric value",
               "The value last answered to GetMetrics, per trigger: messages, seconds or a "
               "rate depending on the mode; with scalingStrategy: throughput, replicas.",
@@ -86,8 +90,8 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                   "1": {"text": "active", "color": "green", "index": 1}}}]}),
         Panel("Data age",
               "Age of the broker reading behind the last answer. A few seconds while reads "
-              "succeed; it grows while the last good value is served, and at --stale-after "
-              "(60 s) answers turn UNAVAILABLE. QueueScalerDataStale fires above 30 s.",
+              "succeed; it grows while the last good value is served, and past --stale-after "
+              "(60 s by default) answers turn UNAVAILABLE, which QueueScalerDataStale reports.",
               (Query(per_trigger("queue_scaler_data_age_seconds"), TRIGGER_LEGEND),),
               unit="s", width=8,
               extra={"thresholds": {"mode": "absolute", "steps": [
@@ -99,7 +103,20 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
               "two readings have measured it.",
               (Query(per_trigger("queue_scaler_arrival_rate_messages_per_second"),
                      TRIGGER_LEGEND),),
-              unit="msg/s", width=24),
+              unit="msg/s"),
+        Panel("Answer errors",
+              "ScaledObjects whose newest answer is an error, by gRPC code, while KEDA keeps "
+              "asking: KEDA gets no metric for them and keeps their replicas or applies their "
+              "fallback. UNAVAILABLE: broker unreachable or slow, or the data went stale; "
+              "INVALID_ARGUMENT: the trigger metadata does not parse (source unknown when it "
+              "names none we know); NOT_FOUND, PERMISSION_DENIED: the target or credentials; "
+              "INTERNAL: a bug. QueueScalerAnsweringErrors fires after 5 minutes.",
+              (Query(f"max by (namespace, scaled_object, source, code) "
+                     f"(queue_scaler_answer_error{{{OBJECT}}})",
+                     f"{TRIGGER_LEGEND} {{{{code}}}}"),),
+              kind="state-timeline",
+              extra={"mappings": [{"type": "value", "options": {
+                  "1": {"text": "error", "color": "red", "index": 0}}}]}),
     )),
     (SCALER_PROCESS, (
         Panel("Scrapes up",
@@ -237,10 +254,10 @@ def build() -> dict[str, Any]:
              "regex": ""},
             variable("instance", "Scaler", f"label_values(up{{{JOB}}}, instance)"),
             variable("namespace", "Namespace",
-                     f"label_values(queue_scaler_desired_replicas{{{SCALER}}}, namespace)"),
+                     f"label_values({{{ANSWERED}, {SCALER}}}, namespace)"),
             variable("scaled_object", "ScaledObject",
-                     "label_values(queue_scaler_desired_replicas"
-                     f'{{{SCALER}, namespace=~"$namespace"}}, scaled_object)'),
+                     f'label_values({{{ANSWERED}, {SCALER}, namespace=~"$namespace"}}, '
+                     "scaled_object)"),
         ]},
         "panels": panels,
     }

@@ -5,7 +5,8 @@ RabbitMQ (a lag trigger, a throughput trigger, a queue trigger and one whose bro
 reached) while a background workload keeps asking, as KEDA would. The testbed's Prometheus
 scrapes it through a file_sd file and evaluates manifests/prometheus/rules.yaml; then every
 query of manifests/grafana/queue-scaler.json, with its template variables filled in as Grafana
-would, and every rule must answer from that data.
+would, and every rule must answer from that data. The broken ScaledObject is answered
+UNAVAILABLE every time, so queue_scaler_answer_error and QueueScalerAnsweringErrors must name it.
 """
 
 from __future__ import annotations
@@ -46,12 +47,18 @@ JOB = "queue-scaler"
 # Grafana's own variables: a rate window of several 1 s scrapes, as $__rate_interval is
 # (4 x the scrape interval at least), and the dashboard's time range for $__range.
 GRAFANA_VARIABLES = {"$__rate_interval": "15s", "$__range": "5m"}
-# The ScaledObjects that get decisions; `broken` only ever gets errors.
+# The ScaledObjects that get decisions; `broken` only ever gets errors (its broker cannot be
+# reached), answered UNAVAILABLE.
 ANSWERED = ("orders", "orders-throughput", "mailer")
+BROKEN = "broken"
+SCALED_OBJECTS = (*ANSWERED, BROKEN)
+# The target per replica each one's metadata asks for (1 for scalingStrategy: throughput).
+TARGETS = {"orders": 10.0, "orders-throughput": 1.0, "mailer": 20.0}
 # Alerts whose condition this workload creates (the broken trigger), and those that must stay
 # quiet for a healthy scaler.
 EXPECTED_ALERTS = {"QueueScalerReadsFailing": {"source": "rabbitmq", "outcome": "unavailable"},
-                   "QueueScalerAnsweringErrors": {"method": "IsActive", "code": "UNAVAILABLE"}}
+                   "QueueScalerAnsweringErrors": {"scaled_object": BROKEN, "source": "rabbitmq",
+                                                  "code": "UNAVAILABLE"}}
 TIMEOUT_S = 60.0
 
 
@@ -162,7 +169,7 @@ async def scenario(testbed: Testbed, kafka_helper: KafkaHelper, rabbitmq_amqp_ur
         "mailer": {"source": "rabbitmq", "hostFromEnv": rabbitmq_amqp_url, "queueName": queue,
                    "mode": "QueueLength", "value": "20"},
     }
-    broken = pb.ScaledObjectRef(namespace=namespace, name="broken", scalerMetadata={
+    broken = pb.ScaledObjectRef(namespace=namespace, name=BROKEN, scalerMetadata={
         "source": "rabbitmq", "hostFromEnv": "amqp://guest:guest@127.0.0.1:1/",
         "queueName": queue})
 
@@ -211,7 +218,7 @@ def fill_in(expr: str, scenario: Scenario) -> str:
     (a multi-value variable becomes an alternation)."""
     values = {**GRAFANA_VARIABLES, "$instance": scenario.instance,
               "$namespace": scenario.namespace,
-              "$scaled_object": "(" + "|".join(ANSWERED) + ")"}
+              "$scaled_object": "(" + "|".join(SCALED_OBJECTS) + ")"}
     for name in sorted(values, key=len, reverse=True):
         expr = expr.replace(name, values[name])
     assert "$" not in expr, f"a variable the test does not fill in: {expr}"
@@ -229,7 +236,11 @@ def rules(kind: str) -> list[dict[str, Any]]:
 
 
 def is_ours(series: dict[str, Any], scenario: Scenario) -> bool:
-    labels = series["metric"]
+    return has_our_labels(series["metric"], scenario)
+
+
+def has_our_labels(labels: dict[str, str], scenario: Scenario) -> bool:
+    """Our scaler's series, or (merged over scaler replicas) our namespace's."""
     return bool(labels.get("instance") == scenario.instance
             or labels.get("namespace") == scenario.namespace)
 
@@ -259,7 +270,7 @@ async def test_every_dashboard_query_returns_series_for_our_scaled_objects(
         f"a finite value from {query}")
 
     names = {series["metric"].get("scaled_object") for series in result} - {None}
-    assert names <= set(ANSWERED), names
+    assert names <= set(SCALED_OBJECTS), names
     if "namespace" in expr:
         assert {series["metric"].get("namespace") for series in result} == {
             scenario.namespace}
@@ -281,8 +292,44 @@ async def test_the_template_variables_offer_our_scaler_namespace_and_scaled_obje
 
     assert expected["instance"] in offered["instance"]
     assert expected["namespace"] in offered["namespace"]
-    # Within our namespace: exactly the ScaledObjects that got an answer.
-    assert offered["scaled_object"] == set(ANSWERED)
+    # Within our namespace: exactly the ScaledObjects that got an answer, with a decision or
+    # (broken) with errors only.
+    assert offered["scaled_object"] == set(SCALED_OBJECTS)
+
+
+async def test_answer_error_names_the_failing_scaled_object_with_its_code(
+        scenario: Scenario) -> None:
+    selector = f'{{instance="{scenario.instance}", namespace="{scenario.namespace}"}}'
+
+    def failing() -> list[tuple[str, str, str, str]]:
+        return sorted((s["metric"]["scaled_object"], s["metric"]["source"], s["metric"]["code"],
+                       s["value"][1])
+                      for s in scenario.prometheus.query(f"queue_scaler_answer_error{selector}"))
+
+    # Only broken: the others' newest answers are decisions.
+    assert await eventually(failing, "queue_scaler_answer_error for broken") == [
+        (BROKEN, "rabbitmq", "UNAVAILABLE", "1")]
+    # It never had a good reading, so it is no stale answer; nor is anything else of ours.
+    assert await asyncio.to_thread(
+        scenario.prometheus.query, f"queue_scaler_answer_stale{selector}") == []
+
+
+async def test_target_per_replica_is_each_triggers_target(scenario: Scenario) -> None:
+    selector = f'{{instance="{scenario.instance}", namespace="{scenario.namespace}"}}'
+
+    def targets() -> dict[str, float]:
+        return {s["metric"]["scaled_object"]: float(s["value"][1]) for s in
+                scenario.prometheus.query(f"queue_scaler_target_per_replica{selector}")}
+
+    assert await eventually(lambda: (lambda t: t if set(t) == set(TARGETS) else None)(
+        targets()), "queue_scaler_target_per_replica for every answered ScaledObject") == TARGETS
+
+
+async def test_the_serving_process_exports_its_process_metrics(scenario: Scenario) -> None:
+    [started] = await asyncio.to_thread(
+        scenario.prometheus.query, f'process_start_time_seconds{{instance="{scenario.instance}"}}')
+    # This process started the scaler in this test run: within the last hour, not in the future.
+    assert time.time() - 3600 < float(started["value"][1]) <= time.time()
 
 
 async def test_the_rules_load_and_evaluate_without_errors(scenario: Scenario) -> None:
@@ -327,7 +374,8 @@ async def test_every_alert_evaluates_and_fires_only_on_what_is_wrong(
         def pending_for_us() -> list[dict[str, Any]]:
             alerts = scenario.prometheus.get("/api/v1/alerts")["alerts"]
             return [a for a in alerts if a["labels"]["alertname"] == name
-                    and a["labels"].get("instance") == scenario.instance
+                    and has_our_labels(a["labels"], scenario)
+                    and all(a["labels"].get(k) == v for k, v in wanted.items())
                     and a["state"] in ("pending", "firing")]
 
         # `for: 5m`: pending within this test, with the labels and severity of the rule.

@@ -15,6 +15,7 @@ import prometheus_client
 import pytest
 import yaml
 
+from scaler.history import History
 from scaler.metrics import ScalerMetrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,11 +36,37 @@ def generated_dashboard() -> Any:
     return runpy.run_path(str(REPO / "scripts" / "gen_dashboard.py"))["build"]()
 
 
-def exported_series() -> set[str]:
+def exported_families() -> dict[str, str]:
+    """Every metric family /metrics can carry, name to type, from a registry put together as
+    scaler.app does: the serving process's process_* metrics, ScalerMetrics, and the answers
+    collected at scrape time (queue_scaler_answer_error, queue_scaler_answer_stale)."""
     registry = prometheus_client.CollectorRegistry()
-    ScalerMetrics(registry)
-    return {family.name + suffix for family in registry.collect()
-            for suffix in SUFFIXES[family.type]}
+    prometheus_client.ProcessCollector(registry=registry)
+    ScalerMetrics(registry).watch_answers(History(lambda: 0.0), within_s=300.0)
+    return {family.name: family.type for family in registry.collect()}
+
+
+def exported_series() -> set[str]:
+    return {name + suffix for name, kind in exported_families().items()
+            for suffix in SUFFIXES[kind]}
+
+
+def test_the_registry_exports_the_answer_target_and_process_metrics() -> None:
+    exported = exported_series()
+    assert {"queue_scaler_answer_error", "queue_scaler_answer_stale",
+            "queue_scaler_target_per_replica", "process_cpu_seconds_total",
+            "process_resident_memory_bytes", "process_start_time_seconds"} <= exported
+
+
+def test_docs_metrics_names_every_metric_the_scaler_exports_and_no_other() -> None:
+    text = (REPO / "docs" / "metrics.md").read_text()
+    named = set(re.findall(r"`(queue_scaler_[a-z0-9_]+)", text))
+    # A counter by the name of its series (`..._total`), a gauge or histogram by its own.
+    ours = {name + ("_total" if kind == "counter" else "")
+            for name, kind in exported_families().items() if name.startswith("queue_scaler_")}
+    assert sorted(ours - named) == [], "exported but not in docs/metrics.md"
+    assert sorted(named - ours) == [], "in docs/metrics.md but not exported"
+    assert "`process_*`" in text
 
 
 def headings(doc: str) -> set[str]:
@@ -67,6 +94,9 @@ def test_every_series_a_query_names_exists(expr: str) -> None:
     exported = exported_series()
     # A metric name is an identifier followed by a selector, a range or the end of an argument.
     names = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s*(?=\{|\[|\)|,|$)", expr))
+    # And the names a {__name__=~"a|b"} selector alternates between.
+    for alternatives in re.findall(r'__name__=~?"([^"]+)"', expr):
+        names |= set(alternatives.split("|"))
     names -= {"by", "on", "ignoring", "group_left", "le", "instance", "namespace",
               "scaled_object", "source", "method", "outcome", "code", "job"}
     unknown = {n for n in names if n not in exported and n not in FOREIGN}
