@@ -125,7 +125,7 @@ def parse_fields(cls: type[D], raw: Mapping[str, str], problems: list[MetadataEr
         text = _lookup(spec, raw, problems)
         if text is None:
             if field.default is dataclasses.MISSING:
-                problems.append(MetadataError(spec.key, None, "is required"))
+                problems.append(required_error(spec.key))
                 failed = True
             continue
         try:
@@ -140,6 +140,15 @@ def parse_fields(cls: type[D], raw: Mapping[str, str], problems: list[MetadataEr
     instance = cls(**values)
     problems.extend(instance.validate())
     return instance
+
+
+def required_error(key: str) -> MetadataError:
+    """`key` is missing. Every key has a `<key>FromEnv` twin, and KEDA drops that twin without a
+    word when the workload's container does not define its variable, so that is the likely
+    cause of a required key the user believes they gave: the message names it."""
+    return MetadataError(
+        key, None, f"is required (if the ScaledObject sets {key}{FROM_ENV_SUFFIX}, the "
+        "workload's container must define that variable: KEDA drops the key when it does not)")
 
 
 def check_unknown_keys(raw: Mapping[str, str], known: Iterable[str]) -> list[MetadataError]:

@@ -181,6 +181,13 @@ def test_both_mismatched_thresholds_are_reported_at_once() -> None:
         assert key in text
 
 
+def test_every_missing_required_key_names_its_from_env_twin() -> None:
+    text = problems({"source": "kafka", "topic": "orders"})
+    for key in ("bootstrapServers", "consumerGroup"):
+        assert (f"{key}: is required (if the ScaledObject sets {key}FromEnv, the workload's "
+                "container must define that variable") in text
+
+
 def test_all_problems_are_reported_at_once() -> None:
     text = problems({"source": "kafka", "lagThreshold": "-1", "offsetResetPolicy": "newest",
                      "lagTreshold": "5"})

@@ -163,6 +163,14 @@ def test_a_password_in_a_plain_host_url_is_refused() -> None:
         "app", "S3cret")
 
 
+def test_a_missing_host_names_the_dropped_host_from_env_as_the_likely_cause() -> None:
+    # What KEDA sends when hostFromEnv names a variable the workload's container lacks: it
+    # drops the key, so the scaler sees no host at all.
+    text = problems({"source": "rabbitmq", "queueName": "jobs"})
+    assert ("host: is required (if the ScaledObject sets hostFromEnv, the workload's container "
+            "must define that variable: KEDA drops the key when it does not)") in text
+
+
 HTTP = {**BASE, "hostFromEnv": "http://user:S3cret@rabbit:15672/prod"}
 
 
