@@ -172,6 +172,25 @@ def test_amqp_handshake_that_never_finishes_is_broker_unavailable() -> None:
     assert "hole-secret" not in str(failed.value)
 
 
+def test_amqp_connection_refused_says_so() -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: the connect is refused
+    target = sources.parse_trigger({"source": "rabbitmq", "queueName": "q",
+                                    "hostFromEnv": f"amqp://u:refused-secret@127.0.0.1:{port}/"}
+                                   ).source
+    reader = target.open_source(timeout_s=1.0)
+    try:
+        with pytest.raises(errors.BrokerUnavailableError) as failed:
+            reader.read_many([target])
+    finally:
+        reader.close()
+
+    assert "Connection refused" in str(failed.value)
+    assert "refused-secret" not in str(failed.value)
+
+
 async def test_deleted_topic_fails_only_its_scaled_object(
         scaler: app.App, stub: pb_grpc.ExternalScalerStub, kafka_helper: KafkaHelper,
         unique_name: Names) -> None:

@@ -102,8 +102,10 @@ class AmqpSource:
                 "port, with amqps:// where it serves TLS?)") from exc
         except (pika.exceptions.AMQPError, OSError) as exc:
             self._close_connection()
+            # pika's AMQPConnectionError has an empty str(); its cause is in its args' repr.
+            detail = str(exc) or "; ".join(repr(arg) for arg in exc.args)
             raise BrokerUnavailableError(
-                f"{where}: {type(exc).__name__}: {self._scrub(str(exc))}") from exc
+                f"{where}: {type(exc).__name__}: {self._scrub(detail)}") from exc
         return RabbitMQReading(
             vhost=target.vhost,
             queues=(QueueStats(
