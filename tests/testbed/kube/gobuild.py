@@ -141,20 +141,22 @@ def _build_in(build: GoBuild, folder: Path, log: Path) -> None:
         output.write(f"# wrapper go.mod\n{(wrapper / 'go.mod').read_text()}\n")
     # Every tool path carries the version: without it `go get` takes each package's latest.
     tools = sorted({f"{package}@v{build.version}" for package in build.binaries.values()})
-    _run([go, "get", "-tool", *tools], wrapper, log, environment,
+    run_go([go, "get", "-tool", *tools], wrapper, log, environment,
          f"go get -tool {' '.join(tools)}")
     for binary, package in build.binaries.items():
         progress.say(f"compiling {binary} ({package})")
         began = time.monotonic()
-        _run([go, "build", "-trimpath", f"-ldflags={build.ldflags}", "-o",
+        run_go([go, "build", "-trimpath", f"-ldflags={build.ldflags}", "-o",
               str(folder / binary), package], wrapper, log, environment, f"go build {package}")
         progress.say(f"compiled {binary} in {time.monotonic() - began:.0f} s")
     if build.extra_files is not None:
         build.extra_files(source, folder)
 
 
-def _run(command: list[str], cwd: Path, log: Path, environment: dict[str, str],
-         what: str) -> None:
+def run_go(command: list[str], cwd: Path, log: Path, environment: dict[str, str],
+           what: str) -> None:
+    """Runs one go command, its output appended to `log`; raises InstallError with the log's
+    end."""
     with log.open("a") as output:
         output.write(f"\n$ {' '.join(command)}\n")
         output.flush()

@@ -74,9 +74,9 @@ def _build_in(folder: Path, log: Path) -> None:
     with log.open("w") as output:
         output.write(f"# wrapper go.mod\n{(wrapper / 'go.mod').read_text()}\n")
     environment = gobuild.go_environment()
-    gobuild._run([go, "get", f"{KEDA_MODULE}@v{programs.KEDA_VERSION}"], wrapper, log,
+    gobuild.run_go([go, "get", f"{KEDA_MODULE}@v{programs.KEDA_VERSION}"], wrapper, log,
                  environment, f"go get {KEDA_MODULE}@v{programs.KEDA_VERSION}")
-    gobuild._run([go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(folder / NAME), "."],
+    gobuild.run_go([go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(folder / NAME), "."],
                  wrapper, log, environment, f"go build {NAME}")
     progress.say(f"built {NAME} in {time.monotonic() - began:.0f} s")
 
