@@ -147,6 +147,20 @@ async def test_black_hole_broker_is_bounded_and_does_not_slow_others(
     assert healthy_answers == [True] * 10
 
 
+def amqp_read_failure(port: int, password: str) -> errors.BrokerUnavailableError:
+    """What the AMQP reader itself raises for one read of 127.0.0.1:`port` (1 s timeout)."""
+    target = sources.parse_trigger({"source": "rabbitmq", "queueName": "q",
+                                    "hostFromEnv": f"amqp://u:{password}@127.0.0.1:{port}/"}
+                                   ).source
+    reader = target.open_source(timeout_s=1.0)
+    try:
+        with pytest.raises(errors.BrokerUnavailableError) as failed:
+            reader.read_many([target])
+    finally:
+        reader.close()
+    return failed.value
+
+
 def test_amqp_handshake_that_never_finishes_is_broker_unavailable() -> None:
     """pika gives up on such a peer with its own exception (not an AMQPError); the reader says
     UNAVAILABLE for it itself, rather than leaving it to the poller's timeout of the same
@@ -155,21 +169,12 @@ def test_amqp_handshake_that_never_finishes_is_broker_unavailable() -> None:
     hole.bind(("127.0.0.1", 0))
     hole.listen(10)  # connections complete in the kernel; no AMQP handshake ever comes back
     try:
-        trigger = sources.parse_trigger({
-            "source": "rabbitmq", "queueName": "q",
-            "hostFromEnv": f"amqp://u:hole-secret@127.0.0.1:{hole.getsockname()[1]}/"})
-        target = trigger.source
-        reader = target.open_source(timeout_s=1.0)
-        try:
-            with pytest.raises(errors.BrokerUnavailableError) as failed:
-                reader.read_many([target])
-        finally:
-            reader.close()
+        failure = amqp_read_failure(hole.getsockname()[1], "hole-secret")
     finally:
         hole.close()
 
-    assert "no AMQP handshake within 1 s" in str(failed.value)
-    assert "hole-secret" not in str(failed.value)
+    assert "no AMQP handshake within 1 s" in str(failure)
+    assert "hole-secret" not in str(failure)
 
 
 def test_amqp_connection_refused_says_so() -> None:
@@ -177,18 +182,11 @@ def test_amqp_connection_refused_says_so() -> None:
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there now: the connect is refused
-    target = sources.parse_trigger({"source": "rabbitmq", "queueName": "q",
-                                    "hostFromEnv": f"amqp://u:refused-secret@127.0.0.1:{port}/"}
-                                   ).source
-    reader = target.open_source(timeout_s=1.0)
-    try:
-        with pytest.raises(errors.BrokerUnavailableError) as failed:
-            reader.read_many([target])
-    finally:
-        reader.close()
 
-    assert "Connection refused" in str(failed.value)
-    assert "refused-secret" not in str(failed.value)
+    failure = amqp_read_failure(port, "refused-secret")
+
+    assert "Connection refused" in str(failure)
+    assert "refused-secret" not in str(failure)
 
 
 async def test_deleted_topic_fails_only_its_scaled_object(

@@ -42,7 +42,8 @@ def _key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+def write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+    """Unencrypted PKCS#8 PEM, readable by the owner only."""
     path.touch(mode=0o600)
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                        serialization.PrivateFormat.PKCS8,
@@ -70,30 +71,41 @@ def ensure(folder: Path) -> TestCertificates:
           .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
                          critical=False)
           .sign(ca_key, hashes.SHA256()))
-    server = (x509.CertificateBuilder()
-              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-              .issuer_name(ca_name)
-              .public_key(server_key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(now).not_valid_after(now + VALID_FOR)
-              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-              .add_extension(x509.KeyUsage(
-                  digital_signature=True, content_commitment=False, key_encipherment=True,
-                  data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                  crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                             critical=False)
-              .add_extension(x509.SubjectAlternativeName([
-                  x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                  critical=False)
-              .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()),
-                             critical=False)
-              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                  ca_key.public_key()), critical=False)
-              .sign(ca_key, hashes.SHA256()))
+    server = leaf_certificate(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]),
+        server_key.public_key(), ca_name, ca_key, [ExtendedKeyUsageOID.SERVER_AUTH],
+        dns=("localhost",))
     # Keys before certificates: an interrupted run never leaves a certificate without its key,
     # and exist() is false until the last file is written.
-    _write_key(certificates.ca_key, ca_key)
-    _write_key(certificates.server_key, server_key)
+    write_key(certificates.ca_key, ca_key)
+    write_key(certificates.server_key, server_key)
     certificates.server_cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
     certificates.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     return certificates
+
+
+def leaf_certificate(subject: x509.Name, public_key: rsa.RSAPublicKey, ca_name: x509.Name,
+                     ca_key: rsa.RSAPrivateKey, usages: list[x509.ObjectIdentifier], *,
+                     dns: tuple[str, ...] = ()) -> x509.Certificate:
+    """A certificate the CA signs for `subject`, with the extensions strict verifiers want;
+    with `dns`, valid for 127.0.0.1 and those names."""
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject).issuer_name(ca_name)
+               .public_key(public_key).serial_number(x509.random_serial_number())
+               .not_valid_before(now).not_valid_after(now + VALID_FOR)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(
+                   digital_signature=True, content_commitment=False, key_encipherment=True,
+                   data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                   crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),
+                              critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   ca_key.public_key()), critical=False))
+    if dns:
+        builder = builder.add_extension(x509.SubjectAlternativeName([
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            *(x509.DNSName(name) for name in dns)]), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())

@@ -6,18 +6,15 @@ with it: mutual TLS), and the key pair that signs service-account tokens."""
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import ipaddress
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.testbed import tls
 
-VALID_FOR = datetime.timedelta(days=3650)
 # The admin is in system:masters: every component of the test cluster acts with full rights, so
 # no RBAC object stands between a test and what KEDA or the HPA do.
 ADMIN_NAME = "queue-scaler-admin"
@@ -54,42 +51,17 @@ class ClusterCertificates:
         return Pair(self.keda_dir / "tls.crt", self.keda_dir / "tls.key")
 
 
-def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    path.touch(mode=0o600)
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-
-
 def _issue(pair: Pair, ca: tls.TestCertificates, subject: x509.Name,
            usages: list[x509.ObjectIdentifier], dns: tuple[str, ...] = ()) -> None:
     ca_cert = x509.load_pem_x509_certificate(ca.ca.read_bytes())
     ca_key = serialization.load_pem_private_key(ca.ca_key.read_bytes(), password=None)
     assert isinstance(ca_key, rsa.RSAPrivateKey)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-    builder = (x509.CertificateBuilder()
-               .subject_name(subject).issuer_name(ca_cert.subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now).not_valid_after(now + VALID_FOR)
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(
-                   digital_signature=True, content_commitment=False, key_encipherment=True,
-                   data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                   crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-               .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                              critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   ca_key.public_key()), critical=False))
-    if dns:
-        builder = builder.add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            *(x509.DNSName(name) for name in dns)]), critical=False)
-    certificate = builder.sign(ca_key, hashes.SHA256())
+    certificate = tls.leaf_certificate(subject, key.public_key(), ca_cert.subject, ca_key,
+                                       usages, dns=dns)
     pair.cert.parent.mkdir(parents=True, exist_ok=True)
     # The key first: an interrupted run never leaves a certificate without its key.
-    _write_key(pair.key, key)
+    tls.write_key(pair.key, key)
     pair.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
@@ -121,7 +93,7 @@ def ensure(folder: Path, ca: tls.TestCertificates) -> ClusterCertificates:
     if not (certificates.service_account_key.is_file()
             and certificates.service_account_public.is_file()):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        _write_key(certificates.service_account_key, key)
+        tls.write_key(certificates.service_account_key, key)
         certificates.service_account_public.write_bytes(key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     return certificates
