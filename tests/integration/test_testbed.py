@@ -18,7 +18,7 @@ from typing import Any
 import kafka as kafka_client
 import pytest
 
-from tests.integration.brokers import KafkaHelper, RabbitMQHelper
+from tests.integration.brokers import KafkaHelper, RabbitMQHelper, wait_until
 from tests.testbed import activemq, artemis, kafka, rabbitmq
 from tests.testbed.activemq import ActiveMQ
 from tests.testbed.artemis import Artemis
@@ -142,7 +142,10 @@ def test_a_killed_artemis_comes_back_with_its_durable_queue_and_messages(
     for _ in range(3):
         artemis_call(artemis_service, send)
     count = {"type": "read", "mbean": artemis_queue(queue), "attribute": "MessageCount"}
-    assert artemis_call(artemis_service, count) == 3
+    # A durable message joins the queue once the journal has it, after sendMessage returned
+    # (one CI run read 2 right away): kill only when all three are stored.
+    wait_until(lambda: artemis_call(artemis_service, count) == 3, "3 messages in the queue",
+               timeout_s=10)
 
     artemis_service.kill()
     assert artemis_service.process() is None
